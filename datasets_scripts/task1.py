@@ -1,0 +1,42 @@
+"""The course's Task 1 files as HF datasets: saved with save_to_disk, and published with --push_to_hub.
+
+    python datasets_scripts/task1.py --data-dir ../shared/data/task1 --output-dir data/task1
+    python datasets_scripts/task1.py --data-dir ../shared/data/task1 --push_to_hub --hub_dataset_id ORG/NAME --private
+
+Writes <output-dir>/regression (train/validation: x, y) and <output-dir>/classification (train/test: x1, x2, label).
+On the Hub they are two configurations of one dataset repo. The course's data is for teaching use: publish it
+privately unless you hold the rights.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dlhub.cli import one_line_errors
+from dlhub.data.task1 import load_task1
+from dlhub.errors import DataError
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", required=True, help="folder with Task1_1.npz and Task1_2.npz")
+    p.add_argument("--output-dir", default="data/task1")
+    p.add_argument("--push_to_hub", action="store_true")
+    p.add_argument("--hub_dataset_id", default=None, help="ORG/NAME of the dataset repo")
+    p.add_argument("--private", action="store_true")
+    args = p.parse_args(argv)
+    if args.push_to_hub and not args.hub_dataset_id:
+        raise DataError("--push_to_hub needs --hub_dataset_id ORG/NAME")
+
+    regression, classification = load_task1(args.data_dir)
+    for name, dataset in (("regression", regression), ("classification", classification)):
+        dataset.save_to_disk(f"{args.output_dir}/{name}")
+        print(f"{name}: {dataset} → {args.output_dir}/{name}")
+        if args.push_to_hub:
+            dataset.push_to_hub(args.hub_dataset_id, config_name=name, private=args.private)
+            print(f"pushed {name} to {args.hub_dataset_id}")
+
+
+if __name__ == "__main__":
+    with one_line_errors(__file__):
+        main()

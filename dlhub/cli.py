@@ -1,0 +1,35 @@
+"""What every command-line entry point shares: bad input ends in one line naming the fix, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from dlhub.errors import DLHubError
+
+
+@contextmanager
+def one_line_errors(prog: str):
+    try:
+        yield
+    except DLHubError as err:
+        print(f"{Path(prog).name}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def command_line() -> str:
+    """How this script was started, for the model card's 'reproduce' section."""
+    launcher = "accelerate launch" if "ACCELERATE_MIXED_PRECISION" in os.environ else "python"
+    return f"{launcher} {shlex.join(sys.argv)}"
+
+
+def setup_logging(main_process: bool = True) -> None:
+    """INFO from dlhub (which model source was used) on the main process; HTTP client chatter stays quiet."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(levelname)s %(message)s")
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,21 @@
+"""Errors with one-line messages that name what was looked for and how to fix it."""
+
+
+class DLHubError(Exception):
+    """Base class: its message is meant to be shown to a user as it is, without a traceback."""
+
+
+class UnknownTaskError(DLHubError, ValueError):
+    pass
+
+
+class ModelNotFoundError(DLHubError, FileNotFoundError):
+    pass
+
+
+class CheckpointError(DLHubError):
+    """Weights exist but cannot be used: corrupt, truncated, or not matching the model."""
+
+
+class DataError(DLHubError, ValueError):
+    """Input data is missing, has the wrong layout, or holds values the method cannot use."""

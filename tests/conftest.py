@@ -1,0 +1,76 @@
+"""Test set-up: a local Hub-compatible server, an isolated HF cache, and tiny data in the course's formats.
+
+The Hub server starts here, at import, because huggingface_hub reads HF_ENDPOINT once when it is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from hub_server import serve  # noqa: E402
+
+_HUB, _HUB_STATE = serve()
+HUB_URL = f"http://127.0.0.1:{_HUB.server_address[1]}"
+_HF_HOME = tempfile.mkdtemp(prefix="dlhub-test-hf-")
+os.environ.update({
+    "HF_ENDPOINT": HUB_URL,
+    "HF_TOKEN": "hf_test_token",
+    "HF_HOME": _HF_HOME,
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_XET": "1",  # the test Hub speaks the basic LFS protocol, not Xet
+    "DLHUB_HUB_TIMEOUT": "3",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+})
+os.environ.pop("HF_HUB_OFFLINE", None)
+for var in [v for v in os.environ if v.startswith("DLHUB_REPO_")]:
+    os.environ.pop(var)
+
+
+@pytest.fixture(scope="session")
+def hub():
+    """The running test Hub: .url, and .state.repos / .state.requests to inspect."""
+
+    class Hub:
+        url = HUB_URL
+        state = _HUB_STATE
+
+    return Hub
+
+
+@pytest.fixture
+def task1_dir(tmp_path) -> Path:
+    """A folder with Task1_1.npz and Task1_2.npz in the course's layout (generated, small)."""
+    from dlhub.regression import make_task1_example
+
+    regression, classification = make_task1_example(seed=1)
+    np.savez(tmp_path / "Task1_1.npz", **regression)
+    np.savez(tmp_path / "Task1_2.npz", **classification)
+    return tmp_path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_script(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a command from the repository root with the test environment (Hub server, cache) inherited."""
+    return subprocess.run(list(args), cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+ACCELERATE_CPU = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", "no", "--num_machines", "1"]

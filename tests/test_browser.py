@@ -1,0 +1,126 @@
+"""The Space in a real browser (Debian's Chromium, headless, driven by Playwright): tabs, the σ slider, warnings.
+
+Set DLHUB_SCREENSHOTS=docs/screenshots to keep a screenshot of each tab.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def space_url(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("space") / "app.log"
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"the Space did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def page(space_url):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: run `make install-dev` (it reads packages-dev.txt)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(space_url)
+        yield page
+        browser.close()
+
+
+def no_errors(page):
+    assert page.locator(".toast-body.error").count() == 0, page.locator(".toast-body").all_inner_texts()
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def screenshot(page, name):
+    folder = os.environ.get("DLHUB_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_regression_tab_refits_when_sigma_moves(page):
+    summary = page.locator("#fit-summary")
+    summary.get_by_text("OLS validation MSE").wait_for(timeout=60_000)
+    page.locator("#train-summary").get_by_text("test accuracy").wait_for(timeout=60_000)
+    assert "bundled checkpoint" in page.inner_text("body")
+    plot = page.locator("#fit-plot img")
+    before_src, before_text = plot.get_attribute("src"), summary.inner_text()
+    number = page.locator("#sigma-slider input[type=number]")
+    number.fill("150")
+    number.press("Enter")
+    page.wait_for_function("() => document.querySelector('#fit-summary').innerText.includes('σ = 150,')",
+                           timeout=30_000)
+    page.wait_for_function("(old) => { const img = document.querySelector('#fit-plot img');"
+                           " return img && img.src !== old; }", arg=before_src, timeout=30_000)
+    assert summary.inner_text() != before_text
+    screenshot(page, "regression")
+    no_errors(page)
+
+
+def test_exercises_tab_checks_autograd_and_warns_on_text(page):
+    page.get_by_role("tab", name="Exercises").click()
+    result = page.locator("#mlp-result")
+    result.get_by_text("Check against torch autograd").wait_for(timeout=30_000)
+    assert result.inner_text().count("✓ yes") == 3
+    page.locator("#z-plot img").wait_for(timeout=30_000)
+    screenshot(page, "exercises")
+    x1 = page.locator("#ex-x1 textarea, #ex-x1 input").first
+    x1.fill("abc")
+    x1.press("Enter")
+    page.get_by_text("Not a finite number: x1").first.wait_for(timeout=15_000)
+    no_errors(page)
+    x1.fill("2")
+    x1.press("Enter")
+    page.wait_for_function("() => document.querySelector('#mlp-result').innerText.includes('s3 = 2·0.4')",
+                           timeout=15_000)
+    no_errors(page)
+
+
+def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, tmp_path):
+    import numpy as np
+
+    page.goto(space_url)
+    page.locator("#fit-summary").get_by_text("OLS validation MSE").wait_for(timeout=60_000)
+    bad = tmp_path / "Task1_1.npz"
+    np.savez(bad, X_trn=np.ones((3, 1)))
+    page.locator("#regression-file input[type=file]").set_input_files(str(bad))
+    error = page.locator(".toast-body.error")
+    error.first.wait_for(timeout=30_000)
+    assert "missing keys ['Y_trn', 'X_val', 'Y_val']" in error.first.inner_text()
+    number = page.locator("#sigma-slider input[type=number]")  # the server still answers
+    number.fill("12")
+    number.press("Enter")
+    page.wait_for_function("() => document.querySelector('#fit-summary').innerText.includes('σ = 12,')",
+                           timeout=30_000)

@@ -1,0 +1,70 @@
+"""The Space's event handlers called directly: right answers, and bad input as gr.Error / gr.Warning."""
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from spaces import exercises, regression
+
+
+def test_refit_moves_with_sigma():
+    data = regression.example_data()
+    *_, low = regression.refit(data, 1.0)
+    *_, high = regression.refit(data, 100.0)
+    assert "σ = 1," in low and "σ = 100," in high and low != high
+
+
+@pytest.mark.parametrize("sigma", [0, -3, None])
+def test_refit_rejects_bad_sigma(sigma):
+    with pytest.raises(gr.Error, match="σ must be a positive number"):
+        regression.refit(regression.example_data(), sigma)
+
+
+def test_uploaded_files_replace_the_example(task1_dir):
+    data = regression.load_data(str(task1_dir / "Task1_1.npz"), None)
+    assert data["uploaded"] and "Task1_1.npz" in data["name"]
+    assert np.array_equal(data["reg"]["X_trn"], np.load(task1_dir / "Task1_1.npz")["X_trn"].reshape(-1))
+    fig, _, summary = regression.refit(data, 40.0)
+    assert "uploaded Task1_1.npz" in summary
+    assert any("bundled model" in line.get_label() for line in fig.axes[0].get_lines())
+
+
+def test_bad_upload_is_a_gr_error(tmp_path):
+    bad = tmp_path / "Task1_1.npz"
+    np.savez(bad, X_trn=np.ones((3, 1)))
+    with pytest.raises(gr.Error, match="missing keys"):
+        regression.load_data(str(bad), None)
+
+
+def test_choose_sigma_is_within_the_slider():
+    sigma = regression.choose_sigma(regression.example_data())
+    assert regression.SIGMA_MIN <= sigma <= regression.SIGMA_MAX
+
+
+def test_bundled_model_summary_reports_its_source_and_metrics():
+    text = regression.model_summary()
+    assert "bundled checkpoint" in text and "reweighted validation MSE" in text
+
+
+def test_exercise_explanation_checks_autograd():
+    text = exercises.explain("1", "1", "1", "0.1", *[str(v) for v in exercises.COURSE_WEIGHTS.values()])
+    assert text.count("✓ yes") == 3 and "✗" not in text
+    assert "0.611755" in text  # −ln ŷ for y = 1 at the course's weights and x = (1, 1)
+
+
+@pytest.mark.parametrize("bad", ["abc", "", "nan", "1e999"])
+def test_non_numeric_entries_warn(bad):
+    with pytest.warns(UserWarning, match="Not a finite number: x1"):
+        out = exercises.explain(bad, "1", "1", "0.1", *["0.1"] * 9)
+    assert out == gr.skip()
+
+
+def test_label_outside_unit_interval_warns():
+    with pytest.warns(UserWarning, match=r"label y must lie in \[0, 1\]"):
+        exercises.explain("1", "1", "3", "0.1", *["0.1"] * 9)
+
+
+def test_z_view_plots_n_compositions():
+    fig, text = exercises.z_view(1000)
+    assert "z composed 1000 times" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "2.3504" in text
