@@ -32,7 +32,7 @@ log = logging.getLogger("dlhub")
 # A hanging Hub must not hold up the Space's start: give up on it after this many seconds and use the bundled model.
 HUB_TIMEOUT_S = float(os.environ.get("DLHUB_HUB_TIMEOUT", "5"))
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-MODEL_FILES = ["*.safetensors", "*.json", "README.md"]
+MODEL_FILES = ["*.safetensors", "*.json", "README.md", "*.png"]  # the plots are small; the Space shows them
 
 
 def load(task: str, source: str | os.PathLike | None = None, *, revision: str | None = None) -> HubModel:

@@ -149,6 +149,7 @@ def test_push_with_the_train_script_then_pull(hub, task1_dir, tmp_path):
     pulled = dlhub.load("regression", "test-org/task1")
     local = dlhub.load("regression", out_dir)
     assert pulled.source.startswith("Hub repo test-org/task1")
+    assert (pulled.folder / "training_curves.png").is_file()  # the Space shows the model's plots
     for name, w in local.weights().items():
         assert np.array_equal(pulled.weights()[name], w)
     xs, points = np.linspace(0.5, 4, 9), np.random.default_rng(0).normal(size=(20, 2))

@@ -68,3 +68,20 @@ def test_bad_input_is_one_line(tmp_path, case, message):
     assert lines[0].startswith("regression.py: error: ")
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_give_the_single_process_model(task1_dir, tmp_path):
+    import dlhub
+    from conftest import ACCELERATE_CPU
+
+    args = ["train/regression.py", "--data-dir", str(task1_dir), "--epochs", "200", "--irls_iterations", "10"]
+    single = run_script(*ACCELERATE_CPU, *args, "--output-dir", str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    double = run_script(*ddp, *args, "--output-dir", str(tmp_path / "two"), env={"ACCELERATE_USE_CPU": "true"})
+    assert double.returncode == 0, double.stderr[-2000:]
+    one, two = dlhub.load("regression", tmp_path / "one"), dlhub.load("regression", tmp_path / "two")
+    for name, w in one.weights().items():
+        assert np.allclose(two.weights()[name], w, rtol=0, atol=1e-12), name
