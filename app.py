@@ -8,9 +8,10 @@ from __future__ import annotations
 import gradio as gr
 
 from dlhub.cli import setup_logging
-from spaces import exercises, regression
+from spaces import denoising, exercises, regression
+from spaces.common import EXAMPLES_DIR
 
-TABS = [regression, exercises]
+TABS = [regression, denoising, exercises]
 CSS = """
 .gradio-container {max-width: 1280px !important}
 #mlp-result table {font-size: 0.9em}
@@ -34,4 +35,5 @@ setup_logging()
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch(theme=gr.themes.Soft(), css=CSS, ssr_mode=False, max_file_size="20mb", show_error=False)
+    demo.launch(theme=gr.themes.Soft(), css=CSS, ssr_mode=False, max_file_size="20mb", show_error=False,
+                allowed_paths=[str(EXAMPLES_DIR)])

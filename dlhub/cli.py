@@ -31,5 +31,5 @@ def setup_logging(main_process: bool = True) -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(levelname)s %(message)s")
-    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "matplotlib"):
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "matplotlib", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

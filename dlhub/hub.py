@@ -79,7 +79,8 @@ def _configured_or_bundled(spec: Task, revision) -> tuple[Path, str]:
             f"no {spec.name} model: the Hub repo {spec.repo_id} could not be used ({reason}) and there is no "
             f"bundled {bundled / WEIGHTS_NAME}"
         )
-    log.warning("dlhub: %s: using the bundled checkpoint %s (Hub repo %s: %s)", spec.name, bundled, spec.repo_id, reason)
+    log.warning("dlhub: %s: using the bundled checkpoint %s (Hub repo %s: %s)",
+                spec.name, bundled, spec.repo_id, reason)
     return bundled, f"bundled checkpoint {bundled} (Hub repo {spec.repo_id}: {reason})"
 
 

@@ -139,3 +139,47 @@ def plot_z(n: int) -> Figure:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_history(history: dict[str, list[float]], panels: dict[str, list[str]],
+                 best_epoch: int | None = None) -> Figure:
+    """Per-epoch curves: one panel per title, each plotting the listed history keys against epoch 1..N."""
+    fig = Figure(figsize=(4.5 * len(panels), 3.3))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, keys) in zip(axes, panels.items()):
+        for key in keys:
+            values = history[key]
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=2.5, label=key.replace("_", " "))
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="k", ls=":", lw=1, label=f"kept (epoch {best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_denoising_grid(clean: np.ndarray, noisy: np.ndarray, denoised: np.ndarray, title: str) -> Figure:
+    """Rows of clean / noisy / denoised faces ((N, H, W) arrays in [0, 1]), N columns, PSNR under each."""
+    from dlhub.metrics import psnr
+
+    n = len(clean)
+    fig = Figure(figsize=(n * 0.9, 3.2))
+    axes = fig.subplots(3, n, squeeze=False)
+    noisy_db = psnr(noisy, clean)["psnr_per_image"]
+    denoised_db = psnr(denoised, clean)["psnr_per_image"]
+    for j in range(n):
+        for i, (row, label) in enumerate(((clean, "clean"), (noisy, f"{noisy_db[j]:.1f}"),
+                                          (denoised, f"{denoised_db[j]:.1f}"))):
+            ax = axes[i, j]
+            ax.imshow(row[j], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(label, fontsize=6, labelpad=1)
+        if j == 0:
+            for i, name in enumerate(("clean", "noisy", "denoised")):
+                axes[i, 0].set_ylabel(name, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3)
+    return fig

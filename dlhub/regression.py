@@ -145,7 +145,8 @@ class RegressionModel(HubModel):
         self.logistic, self.logistic_decay = linear(len(classification_features)), linear(len(classification_features))
 
     @classmethod
-    def from_fits(cls, irls_fit: IRLSFit, logistic: LogisticFit, logistic_decay: LogisticFit, x_range) -> "RegressionModel":
+    def from_fits(cls, irls_fit: IRLSFit, logistic: LogisticFit, logistic_decay: LogisticFit,
+                  x_range) -> "RegressionModel":
         model = cls(sigma=irls_fit.sigma, irls_iteration=irls_fit.best_iteration,
                     x_range=[float(x_range[0]), float(x_range[1])])
         with torch.no_grad():

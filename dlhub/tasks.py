@@ -38,6 +38,7 @@ TASKS: dict[str, Task] = {
     for t in [
         Task("regression", "Robust and logistic regression (course Task 1)", "dlhub.regression:RegressionModel",
              "dlhub-course/task1-regression"),
+        Task("denoiser", "Face denoising autoencoder", "dlhub.denoise:Denoiser", "dlhub-course/face-denoiser"),
     ]
 }
 

@@ -1,8 +1,41 @@
-"""What every tab shares."""
+"""What every tab shares: user-facing errors, example files, image-size limits."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import gradio as gr
+from PIL import Image
+
+# Example files are generated at start-up (nothing from the course's data is shipped); launch() allows this folder.
+EXAMPLES_DIR = Path(tempfile.gettempdir()) / "dlhub-space-examples"
+MIN_IMAGE_SIDE = 16
 
 
 def user_error(message: str) -> gr.Error:
     """A gr.Error for bad user input: shown in the page, not printed as a server traceback (it is not a bug)."""
     return gr.Error(message, print_exception=False)
+
+
+def example_file(name: str, make) -> str:
+    """Path of an example image, written once by make() -> PIL.Image."""
+    path = EXAMPLES_DIR / name
+    if not path.is_file():
+        EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+        make().save(path)
+    return str(path)
+
+
+def checked_image(image: Image.Image | None, max_side: int) -> tuple[Image.Image, str]:
+    """The upload, scaled down so its longer side is at most max_side; a note says when it was scaled."""
+    if image is None:
+        raise user_error("No image: upload one, take one with the webcam, or pick an example.")
+    w, h = image.size
+    if min(w, h) < MIN_IMAGE_SIDE:
+        raise user_error(f"The image is {w}×{h} px: use one at least {MIN_IMAGE_SIDE} px on each side.")
+    if max(w, h) <= max_side:
+        return image, ""
+    scale = max_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS), f"Scaled from {w}×{h} to {size[0]}×{size[1]} px."

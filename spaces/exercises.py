@@ -73,9 +73,10 @@ def explain(x1, x2, y, lr, *weights) -> str:
             f"{name} ← {w[name]:g} − {numbers['lr']:g} · {_fmt(factors[grad_key])} = **{_fmt(step.updated[name])}**")
     checks = [("loss", step.loss, auto["loss"]), ("∂L/∂w36", step.factors["w36"]["∂L/∂w36"], auto["w36"]),
               ("∂L/∂w25", step.factors["w25"]["∂L/∂w25"], auto["w25"])]
-    rows = "\n".join(f"| {n} | {_fmt(a)} | {_fmt(b)} | {'✓ yes' if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else '✗ NO'} |"
-                     for n, a, b in checks)
-    parts.append(f"#### Check against torch autograd\n| quantity | by hand | autograd | agree |\n|---|---|---|---|\n{rows}")
+    agree = lambda a, b: "✓ yes" if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else "✗ NO"  # noqa: E731
+    rows = "\n".join(f"| {n} | {_fmt(a)} | {_fmt(b)} | {agree(a, b)} |" for n, a, b in checks)
+    parts.append("#### Check against torch autograd\n| quantity | by hand | autograd | agree |\n|---|---|---|---|\n"
+                 + rows)
     if step.act["y_hat"] in (0.0, 1.0):
         parts.append("ŷ rounds to exactly %g in float64: ∂L/∂ŷ and ∂ŷ/∂s6 alone are ∞ and 0, so the gradient uses "
                      "their product, ŷ − y." % step.act["y_hat"])

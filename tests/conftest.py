@@ -74,3 +74,26 @@ def run_script(*args: str, env: dict | None = None, timeout: int = 300) -> subpr
 
 ACCELERATE_CPU = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no", "--num_machines", "1"]
+
+
+def synthetic_faces(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    """(n, size, size) uint8 "faces": a bright ellipse, two dark eyes and a mouth, jittered, on a smooth background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    faces = []
+    for _ in range(n):
+        cx, cy = 0.5 + rng.normal(0, 0.03, 2)
+        img = 0.3 + 0.2 * xx * rng.uniform(-1, 1) + 0.1 * yy
+        img += 0.4 * (((xx - cx) / 0.3) ** 2 + ((yy - cy) / 0.4) ** 2 < 1)
+        for ex in (-0.12, 0.12):
+            img -= 0.3 * (((xx - cx - ex) / 0.05) ** 2 + ((yy - cy + 0.08) / 0.03) ** 2 < 1)
+        img -= 0.25 * (((xx - cx) / 0.12) ** 2 + ((yy - cy - 0.18) / 0.02) ** 2 < 1)
+        faces.append(np.clip(img, 0, 1))
+    return np.round(np.stack(faces) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def faces_npy(tmp_path) -> Path:
+    path = tmp_path / "face_data.npy"
+    np.save(path, synthetic_faces(40))
+    return path

@@ -108,6 +108,26 @@ def test_exercises_tab_checks_autograd_and_warns_on_text(page):
     no_errors(page)
 
 
+def test_denoising_tab_psnr_follows_the_slider(page, tmp_path):
+    from conftest import synthetic_faces
+    from PIL import Image
+
+    page.get_by_role("tab", name="Face denoising").click()
+    face = tmp_path / "face.png"
+    Image.fromarray(synthetic_faces(1, size=128)[0]).save(face)
+    page.locator("#denoise-input input[type=file]").set_input_files(str(face))
+    summary = page.locator("#denoise-psnr")
+    summary.get_by_text("σ = 0.20").wait_for(timeout=60_000)
+    before = summary.inner_text()
+    number = page.locator("#denoise-sigma input[type=number]")
+    number.fill("0.45")
+    number.press("Enter")
+    summary.get_by_text("σ = 0.45").wait_for(timeout=30_000)
+    assert summary.inner_text() != before and "denoised" in summary.inner_text()
+    screenshot(page, "denoising")
+    no_errors(page)
+
+
 def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, tmp_path):
     import numpy as np
 

@@ -68,3 +68,40 @@ def test_z_view_plots_n_compositions():
     fig, text = exercises.z_view(1000)
     assert "z composed 1000 times" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "2.3504" in text
+
+
+def face_image(size=96):
+    from conftest import synthetic_faces
+    from PIL import Image
+
+    return Image.fromarray(synthetic_faces(1, size=size)[0]).convert("RGB")
+
+
+def test_denoising_psnr_moves_with_sigma():
+    from spaces import denoising
+
+    clean, noisy, denoised, low = denoising.run(face_image(), 0.1, 0, False)
+    *_, high = denoising.run(face_image(), 0.4, 0, False)
+    assert clean.size == noisy.size == denoised.size == (96, 96)
+    assert "σ = 0.10" in low and "σ = 0.40" in high and low != high
+    assert "∞ dB" in denoising.run(face_image(), 0.0, 0, False)[3]
+
+
+def test_denoising_an_already_noisy_photo_has_no_psnr():
+    from spaces import denoising
+
+    clean, noisy, denoised, text = denoising.run(face_image(), 0.2, 0, True)
+    assert clean is None and denoised.size == noisy.size and "no PSNR" in text
+
+
+def test_denoising_bad_images():
+    from PIL import Image
+
+    from spaces import denoising
+
+    with pytest.raises(gr.Error, match="No image"):
+        denoising.run(None, 0.2, 0, False)
+    with pytest.raises(gr.Error, match="2×2 px"):
+        denoising.run(Image.new("RGB", (2, 2)), 0.2, 0, False)
+    *_, text = denoising.run(Image.new("RGB", (2000, 1000), "gray"), 0.2, 0, False)
+    assert "Scaled from 2000×1000 to 512×256 px" in text

@@ -1,0 +1,47 @@
+"""Grayscale faces as an HF DatasetDict (train/validation/test 60/20/20): saved to disk, or published.
+
+    python datasets_scripts/faces.py --data ../shared/data/faces/olivetti_faces.npy --output-dir data/faces
+    python datasets_scripts/faces.py --data my_face_photos/ --size 64 --output-dir data/my-faces
+    python datasets_scripts/faces.py --data face_data.npy --push_to_hub --hub_dataset_id ORG/NAME --private
+
+--data: a .npy of shape (N, H, W) (the course's face_data.npy layout) or a folder of face images of any size and mode
+(converted to grayscale, centre-cropped square, resized to --size). The split uses a fixed seed; with the Olivetti
+layout (400 × 64 × 64: 40 people × 10 photos) it is by person, or set --person_block yourself (0 = by image).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dlhub.cli import one_line_errors
+from dlhub.data.faces import load_faces
+from dlhub.errors import DataError
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--output-dir", default="data/faces")
+    p.add_argument("--size", type=int, default=64, help="side of the square images made from a folder")
+    p.add_argument("--person_block", type=int, default=None,
+                   help="images per person, in consecutive blocks (default: 10 for Olivetti, else 0)")
+    p.add_argument("--push_to_hub", action="store_true")
+    p.add_argument("--hub_dataset_id", default=None)
+    p.add_argument("--private", action="store_true")
+    args = p.parse_args(argv)
+    if args.push_to_hub and not args.hub_dataset_id:
+        raise DataError("--push_to_hub needs --hub_dataset_id ORG/NAME")
+    if args.size < 8:
+        raise DataError(f"--size must be at least 8, got {args.size}")
+
+    faces = load_faces(args.data, size=args.size, person_block=args.person_block)
+    faces.save_to_disk(args.output_dir)
+    print(f"{faces}\nsaved to {args.output_dir}")
+    if args.push_to_hub:
+        faces.push_to_hub(args.hub_dataset_id, private=args.private)
+        print(f"pushed to {args.hub_dataset_id}")
+
+
+if __name__ == "__main__":
+    with one_line_errors(__file__):
+        main()

@@ -1,0 +1,116 @@
+"""Grayscale face images for the denoising task, as HF datasets split 60/20/20.
+
+Sources: a `.npy` of shape (N, H, W) uint8 (the course's face_data.npy layout; Olivetti is (400, 64, 64)), a folder of
+face images of any size (converted to grayscale, centre-cropped to a square, resized), or a folder written by
+`save_to_disk`. Olivetti holds 10 photos per person in consecutive blocks: there the split is by person, so no
+person's face is in two splits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from dlhub.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp", ".gif"}
+OLIVETTI_SHAPE = (400, 64, 64)
+SPLIT_SEED = 0
+
+
+def square_grayscale(image: Image.Image, size: int) -> np.ndarray:
+    """Centre square crop, grayscale, resized to size × size: uint8 array."""
+    image = image.convert("L")
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    image = image.crop((left, top, left + side, top + side))
+    return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def read_face_folder(folder, size: int = 64) -> np.ndarray:
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    faces = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                faces.append(square_grayscale(image, size))
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"{path} is not a readable image ({err})") from None
+    return np.stack(faces)
+
+
+def read_face_npy(path) -> np.ndarray:
+    path = Path(path)
+    try:
+        faces = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} is not a readable .npy file ({err})") from None
+    if faces.ndim != 3 or faces.shape[0] == 0 or min(faces.shape[1:]) < 8:
+        raise DataError(f"{path.name}: expected an array of shape (N, H, W) of grayscale faces, got {faces.shape}")
+    if faces.dtype != np.uint8:
+        if not np.all(np.isfinite(faces)):
+            raise DataError(f"{path.name}: holds NaN or infinite values")
+        top = 1.0 if faces.max() <= 1.0 else 255.0  # floats in [0, 1] or in [0, 255]
+        faces = np.clip(np.round(faces / top * 255.0), 0, 255).astype(np.uint8)
+    return faces
+
+
+def split_indices(n: int, person_block: int = 0, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
+    """60/20/20 train/validation/test indices. With person_block = k, images come in blocks of k per person and
+    whole blocks are assigned to one split."""
+    rng = np.random.default_rng(seed)
+    if person_block:
+        if n % person_block:
+            raise DataError(f"{n} images do not split into people of {person_block} images each")
+        people = rng.permutation(n // person_block)
+        groups = [np.sort(np.concatenate([np.arange(p * person_block, (p + 1) * person_block) for p in part]))
+                  for part in _cut(people)]
+    else:
+        groups = [np.sort(part) for part in _cut(rng.permutation(n))]
+    return dict(zip(("train", "validation", "test"), groups))
+
+
+def _cut(order: np.ndarray) -> list[np.ndarray]:
+    n = len(order)
+    a, b = int(round(0.6 * n)), int(round(0.8 * n))
+    if a == 0 or b == a or b == n:
+        raise DataError(f"{n} images (or people) are too few for a 60/20/20 split")
+    return [order[:a], order[a:b], order[b:]]
+
+
+def load_faces(source, *, size: int = 64, person_block: int | None = None):
+    """A DatasetDict (train/validation/test) with columns image (grayscale PIL) and person (-1 when unknown).
+
+    person_block: images per person in consecutive blocks; None = 10 for the Olivetti layout (400 × 64 × 64),
+    else 0 (split by image)."""
+    from datasets import Dataset, DatasetDict, Features, Value, load_from_disk
+    from datasets import Image as ImageFeature
+
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"{source} not found: pass a .npy of faces (N, H, W), a folder of images, or a saved dataset")
+    if source.is_dir() and (source / "dataset_dict.json").is_file():
+        return load_from_disk(str(source))
+    faces = read_face_npy(source) if source.suffix == ".npy" else read_face_folder(source, size)
+    if person_block is None:
+        person_block = 10 if faces.shape == OLIVETTI_SHAPE else 0
+    splits = split_indices(len(faces), person_block)
+    features = Features({"image": ImageFeature(), "person": Value("int32")})
+    out = {}
+    for split, idx in splits.items():
+        person = (idx // person_block) if person_block else np.full(len(idx), -1)
+        out[split] = Dataset.from_dict(
+            {"image": [Image.fromarray(faces[i]) for i in idx], "person": person.astype(np.int32)},
+            features=features)
+    return DatasetDict(out)
+
+
+def faces_array(dataset) -> np.ndarray:
+    """(N, H, W) float32 in [0, 1] from a split's image column."""
+    return np.stack([np.asarray(img.convert("L"), dtype=np.float32) / 255.0 for img in dataset["image"]])

@@ -1,0 +1,67 @@
+"""Checkpointing shared by the training scripts: atomic per-epoch `accelerator.save_state`, and resuming.
+
+A checkpoint folder holds Accelerate's state (model as safetensors, optimizer, RNG states: read back with
+weights_only=True), `train_state.json` (epoch, history, best score) and `best_model.safetensors` (the weights
+selected on the validation split so far). Nothing is registered for pickling.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from dlhub.errors import DataError
+
+STATE_FILE, BEST_FILE = "train_state.json", "best_model.safetensors"
+KEEP = 2  # checkpoints kept: the newest and the one before it
+
+
+def save_checkpoint(accelerator, root, epoch: int, state: dict, best_weights: dict[str, torch.Tensor] | None) -> Path:
+    """Write root/epoch_NNNN atomically: every process writes into a temporary folder, then it is renamed."""
+    root = Path(root)
+    final, tmp = root / f"epoch_{epoch:04d}", root / f".epoch_{epoch:04d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps({**state, "epoch": epoch}))
+        if best_weights is not None:
+            safetensors.torch.save_file({k: v.contiguous() for k, v in best_weights.items()}, tmp / BEST_FILE)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in sorted(root.glob("epoch_*"))[:-KEEP]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def find_checkpoint(root, which: str) -> Path:
+    """`which` is 'latest' (the newest under root) or a checkpoint folder."""
+    if which != "latest":
+        path = Path(which)
+        if not (path / STATE_FILE).is_file():
+            raise DataError(f"{path} is not a checkpoint folder (no {STATE_FILE}); pass one of {root}/epoch_NNNN "
+                            "or 'latest'")
+        return path
+    found = sorted(Path(root).glob("epoch_*"))
+    if not found:
+        raise DataError(f"no checkpoint to resume from in {root}: train without --resume_from_checkpoint first")
+    return found[-1]
+
+
+def load_checkpoint(accelerator, path: Path) -> tuple[dict, dict[str, torch.Tensor] | None]:
+    """Restore Accelerate's state from `path`; returns (train_state, best weights or None)."""
+    accelerator.load_state(str(path))
+    state = json.loads((path / STATE_FILE).read_text())
+    best = path / BEST_FILE
+    return state, (safetensors.torch.load_file(str(best)) if best.is_file() else None)
+
+
+def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the weights (to keep the best epoch's model)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

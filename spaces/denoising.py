@@ -1,0 +1,106 @@
+"""Tab "Face denoising": add noise of a chosen σ to a face and remove it again, with the PSNR of each image."""
+
+from __future__ import annotations
+
+import functools
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+import dlhub
+from dlhub.denoise import add_noise
+from dlhub.errors import DLHubError
+from dlhub.metrics import psnr
+from spaces.common import checked_image, example_file, user_error
+
+TITLE = "Face denoising"
+MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
+
+
+@functools.cache
+def model():
+    return dlhub.load("denoiser")
+
+
+def examples() -> list[list]:
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    face = example_file("astronaut_face.png", lambda: astronaut.crop((140, 10, 340, 210)))
+    return [[face, 0.2, 0, False], [face, 0.4, 1, False]]
+
+
+def _db(value: float) -> str:
+    return "∞ dB (identical)" if np.isinf(value) else f"{value:.2f} dB"
+
+
+def run(image, sigma: float, seed, already_noisy: bool):
+    image, note = checked_image(image, MAX_SIDE)
+    gray = image.convert("L")
+    try:
+        denoiser = model()
+    except DLHubError as err:
+        raise user_error(f"No denoising model could be loaded: {err}") from None
+    if already_noisy:
+        denoised = denoiser.denoise([gray])[0]
+        text = ("Your photo was treated as already noisy: it was denoised as it is. With no clean reference, "
+                "no PSNR can be computed.")
+        return None, gray, denoised, " ".join(t for t in (text, note) if t)
+    if sigma is None or not 0 <= float(sigma) <= 1:
+        raise user_error(f"σ must lie between 0 and 1, got {sigma}")
+    try:
+        generator = torch.Generator().manual_seed(int(seed))
+    except (TypeError, ValueError, OverflowError):
+        raise user_error(f"The seed must be a whole number, got {seed!r}") from None
+    clean = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)
+    noisy_array = add_noise(clean, float(sigma), generator).numpy()
+    noisy = Image.fromarray(np.round(noisy_array * 255).astype(np.uint8))
+    denoised = denoiser.denoise([noisy])[0]
+    reference = np.asarray(gray, np.float32) / 255.0
+    as_float = lambda im: np.asarray(im, np.float32) / 255.0  # noqa: E731
+    noisy_db = psnr([as_float(noisy)], [reference])["psnr"]
+    denoised_db = psnr([as_float(denoised)], [reference])["psnr"]
+    text = (f"PSNR against the clean image (σ = {float(sigma):.2f}): noisy **{_db(noisy_db)}**, denoised "
+            f"**{_db(denoised_db)}**")
+    if np.isfinite(noisy_db) and np.isfinite(denoised_db):
+        text += f" ({denoised_db - noisy_db:+.2f} dB)."
+    return gray, noisy, denoised, " ".join(t for t in (text, note) if t)
+
+
+def model_note() -> str:
+    try:
+        m = model()
+    except DLHubError as err:
+        return f"⚠️ No denoising model could be loaded: {err}"
+    low, high = m.noise_std
+    trained = f"σ from {low:g} to {high:g}" if high > low else f"σ = {low:g}"
+    return f"Model: `{m.arch}` autoencoder trained on faces with {trained}, loaded from {m.source}."
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("### Remove noise from a face photo\nThe photo is turned grayscale, Gaussian noise of strength σ is "
+                "added, and the autoencoder removes it. PSNR compares each image with the clean one (higher is "
+                "closer). Tick *already noisy* to denoise a photo that has no clean version.")
+    gr.Markdown(model_note())
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(type="pil", sources=["upload", "webcam", "clipboard"], label="face photo",
+                             elem_id="denoise-input", height=260)
+            sigma = gr.Slider(0.0, 0.5, value=0.2, step=0.01, label="noise σ", elem_id="denoise-sigma")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="noise seed", minimum=0, maximum=2**31 - 1)
+                already_noisy = gr.Checkbox(False, label="my photo is already noisy (no clean reference)")
+        with gr.Column(scale=2):
+            with gr.Row():
+                clean_out = gr.Image(label="clean (grayscale)", interactive=False, height=256)
+                noisy_out = gr.Image(label="noisy", interactive=False, height=256)
+                denoised_out = gr.Image(label="denoised", interactive=False, height=256)
+            summary = gr.Markdown(elem_id="denoise-psnr")
+    inputs, outputs = [image, sigma, seed, already_noisy], [clean_out, noisy_out, denoised_out, summary]
+    gr.Examples(examples(), inputs, outputs, fn=run, run_on_click=True, cache_examples=False)
+    image.change(run, inputs, outputs, show_progress="minimal")
+    for control in (sigma, seed, already_noisy):
+        control.change(lambda im, *rest: run(im, *rest) if im is not None else gr.skip(), inputs, outputs,
+                       show_progress="hidden", trigger_mode="always_last")

@@ -1,0 +1,79 @@
+"""The denoiser: PSNR as a local evaluate module, the noise model, the models' I/O contract, the bundled model."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_faces
+from PIL import Image
+
+import dlhub
+from dlhub.denoise import Denoiser, add_noise
+from dlhub.errors import DataError
+from dlhub.metrics import psnr
+
+
+def test_psnr_module_is_the_formula():
+    rng = np.random.default_rng(0)
+    ref = rng.random((5, 16, 16))
+    pred = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
+    expected = [10 * np.log10(1.0 / np.mean((p.astype(np.float32).astype(np.float64) - r.astype(np.float32)) ** 2))
+                for p, r in zip(pred, ref)]
+    out = psnr(pred, ref)
+    assert np.allclose(out["psnr_per_image"], expected, atol=1e-4)
+    assert out["psnr"] == pytest.approx(np.mean(expected), abs=1e-4)
+    assert psnr(pred * 255, ref * 255, data_range=255.0)["psnr"] == pytest.approx(out["psnr"], abs=1e-3)
+    assert psnr([ref[0]], [ref[0]])["psnr"] == float("inf")
+    with pytest.raises(ValueError, match="prediction has 4 values, its reference 256"):
+        psnr([np.zeros(4)], [ref[0]])
+
+
+def test_add_noise():
+    clean = torch.full((3, 1, 8, 8), 0.5)
+    assert torch.equal(add_noise(clean, 0.0), clean)
+    noisy = add_noise(clean, torch.tensor([0.0, 0.1, 1.0]), torch.Generator().manual_seed(0))
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    assert torch.equal(noisy[0], clean[0]) and noisy[2].std() > noisy[1].std() > 0
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+def test_denoise_keeps_size_and_returns_grayscale(arch):
+    model = Denoiser(arch=arch, image_size=64 if arch == "conv" else 32, widths=(8, 16)).eval()
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (53, 37, 3), dtype=np.uint8)),
+              Image.fromarray(rng.integers(0, 255, (20, 90, 4), dtype=np.uint8), "RGBA"),
+              Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).convert("P"),
+              Image.fromarray(rng.integers(0, 65535, (30, 30), dtype=np.uint16))]
+    out = model.denoise(images)
+    assert [o.size for o in out] == [im.size for im in images]
+    assert all(o.mode == "L" for o in out)
+
+
+@pytest.mark.parametrize("images, message", [
+    ([Image.new("L", (2, 2))], "2×2 px: denoise.. takes images from 8 to 2048"),
+    ([Image.new("L", (3000, 20))], "3000×20 px"),
+    (["face.png"], "item 0 is a str, not a PIL image"),
+    (Image.new("L", (32, 32)), "takes a list of PIL images"),
+])
+def test_denoise_rejects_bad_input(images, message):
+    with pytest.raises(DataError, match=message):
+        Denoiser(widths=(8,)).denoise(images)
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+def test_round_trip_is_strict_and_exact(arch, tmp_path):
+    model = Denoiser(arch=arch, image_size=64 if arch == "conv" else 32, widths=(8, 16), noise_std=(0.1, 0.3))
+    model.save_pretrained(tmp_path)
+    loaded = dlhub.load("denoiser", tmp_path)
+    assert loaded.arch == arch and loaded.noise_std == (0.1, 0.3)
+    x = torch.rand(2, 1, loaded.image_size, loaded.image_size)
+    assert torch.equal(model.eval()(x), loaded(x))
+
+
+def test_bundled_model_denoises_faces_it_never_saw():
+    model = dlhub.load("denoiser")
+    assert model.source.startswith("bundled checkpoint")
+    clean = synthetic_faces(6, seed=7).astype(np.float32) / 255.0
+    noisy = add_noise(torch.from_numpy(clean), 0.2, torch.Generator().manual_seed(0)).numpy()
+    denoised = model.denoise([Image.fromarray(np.round(n * 255).astype(np.uint8)) for n in noisy])
+    denoised = [np.asarray(d, np.float32) / 255.0 for d in denoised]
+    assert psnr(denoised, clean)["psnr"] > psnr(noisy, clean)["psnr"] + 5

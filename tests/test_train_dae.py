@@ -1,0 +1,65 @@
+"""train/dae.py end to end on generated faces: outputs, both architectures, resume = uninterrupted, bad input."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from conftest import ACCELERATE_CPU, run_script, synthetic_faces
+from PIL import Image
+
+import dlhub
+
+pytestmark = pytest.mark.slow
+FAST = ["--widths", "8", "16", "--batch_size", "8"]
+
+
+def train(data, out, *extra):
+    result = run_script(*ACCELERATE_CPU, "train/dae.py", "--data", str(data), "--output-dir", str(out), *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_conv_run_writes_model_metrics_and_figures(faces_npy, tmp_path):
+    extra = tmp_path / "other_faces"
+    extra.mkdir()
+    for i, face in enumerate(synthetic_faces(5, size=90, seed=3)):
+        Image.fromarray(face).save(extra / f"{i}.png")
+    metrics = train(faces_npy, tmp_path / "model", "--epochs", "2", "--noise_std_max", "0.4",
+                    "--extra_test_dir", str(extra), *FAST)
+    for sigma in (0.1, 0.2, 0.3):
+        assert metrics[f"test_psnr_gain_{sigma}"] == pytest.approx(
+            metrics[f"test_psnr_denoised_{sigma}"] - metrics[f"test_psnr_noisy_{sigma}"])
+    assert metrics["extra_test_images"] == 5 and np.isfinite(metrics["extra_test_psnr_denoised"])
+    model = dlhub.load("denoiser", tmp_path / "model")
+    assert model.arch == "conv" and model.noise_std == (0.02, 0.4)
+    assert (tmp_path / "model" / "denoising_grid.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "model-checkpoints").iterdir()) == ["epoch_0001", "epoch_0002"]
+
+
+def test_course_mlp_at_32_pixels(faces_npy, tmp_path):
+    train(faces_npy, tmp_path / "mlp", "--arch", "mlp", "--epochs", "2")
+    model = dlhub.load("denoiser", tmp_path / "mlp")
+    assert model.arch == "mlp" and model.image_size == 32
+    assert model.net.encoder[1].out_features == 128  # Table 3: Linear to 128
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(faces_npy, tmp_path):
+    straight = train(faces_npy, tmp_path / "a", "--epochs", "3", *FAST)
+    train(faces_npy, tmp_path / "b", "--epochs", "2", *FAST)
+    resumed = train(faces_npy, tmp_path / "b", "--epochs", "3", "--resume_from_checkpoint", "latest", *FAST)
+    for key in ("val_psnr_denoised", "test_psnr_denoised_0.2", "best_epoch"):
+        assert resumed[key] == pytest.approx(straight[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "absent.npy"], "absent.npy not found"),
+    (["--data", "{faces}", "--noise_std", "0.3", "--noise_std_max", "0.2"], "noise levels must satisfy"),
+    (["--data", "{faces}", "--resume_from_checkpoint", "latest"], "no checkpoint to resume from"),
+])
+def test_bad_input_is_one_line(faces_npy, tmp_path, args, message):
+    args = [a.replace("{faces}", str(faces_npy)) for a in args]
+    result = run_script(sys.executable, "train/dae.py", *args, "--output-dir", str(tmp_path / "out"))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("dae.py: error: ") and message in lines[0]
