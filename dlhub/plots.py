@@ -183,3 +183,37 @@ def plot_denoising_grid(clean: np.ndarray, noisy: np.ndarray, denoised: np.ndarr
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def plot_confusion_matrix(matrix: np.ndarray, labels: list[str], title: str) -> Figure:
+    """Row-normalised confusion matrix (true class in rows), log colour scale so rare confusions show."""
+    from matplotlib.colors import LogNorm
+
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    n = len(labels)
+    fig = Figure(figsize=(0.22 * n + 3, 0.22 * n + 2))
+    ax = fig.add_subplot()
+    shown = ax.imshow(np.where(rates > 0, rates, np.nan), cmap="viridis", norm=LogNorm(vmin=1e-3, vmax=1))
+    ax.set_xticks(range(n), [str(i) for i in range(n)], fontsize=6)
+    ax.set_yticks(range(n), [f"{i} {name[:28]}" for i, name in enumerate(labels)], fontsize=6)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(shown, ax=ax, label="fraction of the true class", fraction=0.03)
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_grid(images: np.ndarray, captions: list[str], colors: list[str], title: str, columns: int = 5) -> Figure:
+    """(N, H, W, 3) images in [0, 1] with a caption under each (coloured, e.g. green right / red wrong)."""
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig = Figure(figsize=(columns * 2.1, rows * 2.3))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, caption, color in zip(axes.ravel(), images, captions, colors):
+        ax.imshow(np.clip(image, 0, 1))
+        ax.set_title(caption, fontsize=6.5, color=color, wrap=True)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

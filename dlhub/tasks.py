@@ -39,6 +39,7 @@ TASKS: dict[str, Task] = {
         Task("regression", "Robust and logistic regression (course Task 1)", "dlhub.regression:RegressionModel",
              "dlhub-course/task1-regression"),
         Task("denoiser", "Face denoising autoencoder", "dlhub.denoise:Denoiser", "dlhub-course/face-denoiser"),
+        Task("signs", "Traffic-sign classifier (GTSRB)", "dlhub.signs:SignClassifier", "dlhub-course/gtsrb-signs"),
     ]
 }
 

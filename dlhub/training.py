@@ -1,8 +1,8 @@
 """Checkpointing shared by the training scripts: atomic per-epoch `accelerator.save_state`, and resuming.
 
 A checkpoint folder holds Accelerate's state (model as safetensors, optimizer, RNG states: read back with
-weights_only=True), `train_state.json` (epoch, history, best score) and `best_model.safetensors` (the weights
-selected on the validation split so far). Nothing is registered for pickling.
+weights_only=True), `train_state.json` (epoch, history, best score) and named weight sets as `<name>.safetensors`
+(the weights selected on the validation split so far, an EMA of the weights). Nothing is registered for pickling.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import torch
 
 from dlhub.errors import DataError
 
-STATE_FILE, BEST_FILE = "train_state.json", "best_model.safetensors"
+STATE_FILE = "train_state.json"
 KEEP = 2  # checkpoints kept: the newest and the one before it
 
 
-def save_checkpoint(accelerator, root, epoch: int, state: dict, best_weights: dict[str, torch.Tensor] | None) -> Path:
+def save_checkpoint(accelerator, root, epoch: int, state: dict,
+                    weights: dict[str, dict[str, torch.Tensor] | None]) -> Path:
     """Write root/epoch_NNNN atomically: every process writes into a temporary folder, then it is renamed."""
     root = Path(root)
     final, tmp = root / f"epoch_{epoch:04d}", root / f".epoch_{epoch:04d}.tmp"
@@ -30,8 +31,10 @@ def save_checkpoint(accelerator, root, epoch: int, state: dict, best_weights: di
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps({**state, "epoch": epoch}))
-        if best_weights is not None:
-            safetensors.torch.save_file({k: v.contiguous() for k, v in best_weights.items()}, tmp / BEST_FILE)
+        for name, tensors in weights.items():
+            if tensors is not None:
+                contiguous = {k: v.contiguous() for k, v in tensors.items()}
+                safetensors.torch.save_file(contiguous, tmp / f"{name}.safetensors")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in sorted(root.glob("epoch_*"))[:-KEEP]:
@@ -54,12 +57,13 @@ def find_checkpoint(root, which: str) -> Path:
     return found[-1]
 
 
-def load_checkpoint(accelerator, path: Path) -> tuple[dict, dict[str, torch.Tensor] | None]:
-    """Restore Accelerate's state from `path`; returns (train_state, best weights or None)."""
+def load_checkpoint(accelerator, path: Path) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
+    """Restore Accelerate's state from `path`; returns (train_state, {name: weights} of the saved weight sets)."""
     accelerator.load_state(str(path))
     state = json.loads((path / STATE_FILE).read_text())
-    best = path / BEST_FILE
-    return state, (safetensors.torch.load_file(str(best)) if best.is_file() else None)
+    weights = {f.stem: safetensors.torch.load_file(str(f)) for f in path.glob("*.safetensors")
+               if not f.name.startswith("model")}
+    return state, weights
 
 
 def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -97,3 +97,11 @@ def faces_npy(tmp_path) -> Path:
     path = tmp_path / "face_data.npy"
     np.save(path, synthetic_faces(40))
     return path
+
+
+def accelerate_ddp(processes: int = 2) -> list[str]:
+    """`accelerate launch` for `processes` CPU processes (gloo; run with ACCELERATE_USE_CPU=true) on a free port,
+    so one test's rendezvous port still in TIME_WAIT never fails the next."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port())]

@@ -128,6 +128,18 @@ def test_denoising_tab_psnr_follows_the_slider(page, tmp_path):
     no_errors(page)
 
 
+def test_signs_tab_reads_an_uploaded_sign(page, tmp_path):
+    from dlhub.sign_drawings import draw_sign
+
+    page.get_by_role("tab", name="Traffic signs").click()
+    sign = tmp_path / "no_entry.png"
+    draw_sign(17, 96, seed=5).save(sign)
+    page.locator("#signs-input input[type=file]").set_input_files(str(sign))
+    page.locator("#signs-label").get_by_text("No entry").first.wait_for(timeout=60_000)
+    screenshot(page, "signs")
+    no_errors(page)
+
+
 def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, tmp_path):
     import numpy as np
 

@@ -105,3 +105,31 @@ def test_denoising_bad_images():
         denoising.run(Image.new("RGB", (2, 2)), 0.2, 0, False)
     *_, text = denoising.run(Image.new("RGB", (2000, 1000), "gray"), 0.2, 0, False)
     assert "Scaled from 2000×1000 to 512×256 px" in text
+
+
+def test_signs_tab_top5_view_and_grad_cam(tmp_path):
+    from dlhub.sign_drawings import draw_sign
+    from spaces import signs
+
+    path = tmp_path / "stop.png"
+    draw_sign(14, 80).save(path)
+    probabilities, seen, cam, note = signs.classify(str(path))
+    assert len(probabilities) == 5 and seen.size == cam.size == (signs.SHOWN, signs.SHOWN)
+    assert "Grad-CAM" in note
+
+
+def test_signs_tab_bad_files(tmp_path):
+    from PIL import Image
+
+    from spaces import signs
+
+    text = tmp_path / "not_an_image.png"
+    text.write_text("hello")
+    with pytest.raises(gr.Error, match="not an image"):
+        signs.classify(str(text))
+    huge = tmp_path / "huge.png"
+    Image.new("1", (20000, 20000)).save(huge)  # 1 bit per pixel: a small file for a 400-megapixel image
+    with pytest.raises(gr.Error, match="too large: use one under 50 megapixels"):  # refused before decoding
+        signs.classify(str(huge))
+    with pytest.raises(gr.Error, match="No image"):
+        signs.classify(None)

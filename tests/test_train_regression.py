@@ -73,14 +73,13 @@ def test_bad_input_is_one_line(tmp_path, case, message):
 @pytest.mark.slow
 def test_two_cpu_processes_give_the_single_process_model(task1_dir, tmp_path):
     import dlhub
-    from conftest import ACCELERATE_CPU
+    from conftest import ACCELERATE_CPU, accelerate_ddp
 
     args = ["train/regression.py", "--data-dir", str(task1_dir), "--epochs", "200", "--irls_iterations", "10"]
     single = run_script(*ACCELERATE_CPU, *args, "--output-dir", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr[-2000:]
-    ddp = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    double = run_script(*ddp, *args, "--output-dir", str(tmp_path / "two"), env={"ACCELERATE_USE_CPU": "true"})
+    double = run_script(*accelerate_ddp(), *args, "--output-dir", str(tmp_path / "two"),
+                        env={"ACCELERATE_USE_CPU": "true"})
     assert double.returncode == 0, double.stderr[-2000:]
     one, two = dlhub.load("regression", tmp_path / "one"), dlhub.load("regression", tmp_path / "two")
     for name, w in one.weights().items():

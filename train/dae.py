@@ -129,7 +129,8 @@ def main(args: argparse.Namespace) -> dict:
     best_weights, first_epoch = None, 1
     if args.resume_from_checkpoint:
         path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
-        state, best_weights = load_checkpoint(accelerator, path)
+        state, saved = load_checkpoint(accelerator, path)
+        best_weights = saved.get("best_model")
         first_epoch = state["epoch"] + 1
         accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
 
@@ -156,7 +157,7 @@ def main(args: argparse.Namespace) -> dict:
             state["best_psnr"], state["best_epoch"] = val_db, epoch
             best_weights = cpu_state_dict(accelerator.unwrap_model(model))
         bar.set_postfix(loss=f"{history['train_loss'][-1]:.5f}", val_psnr=f"{val_db:.2f}")
-        save_checkpoint(accelerator, checkpoints, epoch, state, best_weights)
+        save_checkpoint(accelerator, checkpoints, epoch, state, {"best_model": best_weights})
 
     # Test: the kept (best validation) weights, at σ ∈ {0.1, 0.2, 0.3}
     final = accelerator.unwrap_model(model)

@@ -1,0 +1,89 @@
+"""Inference speed of the bundled traffic-sign model on this CPU, beside timm's resnet18 at the same input size.
+
+    python benchmarks/gtsrb.py                       # prints a Markdown table
+    python benchmarks/gtsrb.py --json results.json   # and writes the numbers
+
+Throughput: batches of --batch_size random images through the network (no preprocessing). Latency: one PIL image
+through `model.predict` (preprocessing included) for the bundled model, and one tensor through resnet18.
+The resnet18 is randomly initialised: its weights do not change its speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import timm
+import torch
+
+import dlhub
+from dlhub.sign_drawings import draw_sign
+
+
+def throughput(fn, batch: torch.Tensor, seconds: float) -> float:
+    fn(batch)  # warm-up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - start)
+
+
+def latency_ms(fn, repeats: int) -> tuple[float, float]:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), sorted(times)[int(0.95 * (len(times) - 1))]
+
+
+def main() -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="a model folder or Hub repo id (default: dlhub.load('signs'))")
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--repeats", type=int, default=100)
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+
+    ours = dlhub.load("signs", args.model).eval()
+    size = ours.input_size
+    reference = timm.create_model("resnet18", pretrained=False, num_classes=len(ours.labels)).eval()
+    batch = torch.rand(args.batch_size, 3, size, size)
+    image, tensor = draw_sign(14, 64), torch.rand(1, 3, size, size)
+    with torch.inference_mode():
+        results = {
+            "threads": torch.get_num_threads(),
+            "input_size": size,
+            "ours_params": sum(p.numel() for p in ours.parameters()),
+            "resnet18_params": sum(p.numel() for p in reference.parameters()),
+            "ours_images_per_s": throughput(ours, batch, args.seconds),
+            "resnet18_images_per_s": throughput(reference, batch, args.seconds),
+        }
+        results["ours_latency_ms"], results["ours_latency_p95_ms"] = latency_ms(lambda: ours.predict([image]),
+                                                                                args.repeats)
+        results["resnet18_latency_ms"], results["resnet18_latency_p95_ms"] = latency_ms(lambda: reference(tensor),
+                                                                                        args.repeats)
+    results["throughput_ratio"] = results["ours_images_per_s"] / results["resnet18_images_per_s"]
+    results["latency_ratio"] = results["resnet18_latency_ms"] / results["ours_latency_ms"]
+    print(f"Traffic signs, {size}×{size} input, {results['threads']} CPU threads, batch {args.batch_size}\n")
+    print("| model | parameters | throughput (images/s) | latency, one image (ms, median / p95) |")
+    print("|---|---|---|---|")
+    print(f"| bundled SignClassifier | {results['ours_params'] / 1e6:.2f} M | {results['ours_images_per_s']:,.0f} | "
+          f"{results['ours_latency_ms']:.2f} / {results['ours_latency_p95_ms']:.2f} (PIL in, predict) |")
+    print(f"| timm resnet18 | {results['resnet18_params'] / 1e6:.2f} M | {results['resnet18_images_per_s']:,.0f} | "
+          f"{results['resnet18_latency_ms']:.2f} / {results['resnet18_latency_p95_ms']:.2f} (tensor in) |")
+    print(f"\nthroughput ratio (ours / resnet18): {results['throughput_ratio']:.2f}×; "
+          f"latency ratio (resnet18 / ours): {results['latency_ratio']:.2f}×")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

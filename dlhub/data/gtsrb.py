@@ -1,0 +1,179 @@
+"""The German Traffic Sign Recognition Benchmark as an HF DatasetDict (train / validation / test).
+
+Layouts read:
+- Kaggle: `Train/<ClassId>/<class>_<track>_<frame>.png` + `Train.csv`, `Test/NNNNN.png` + `Test.csv`
+  (columns Width, Height, Roi.X1, Roi.Y1, Roi.X2, Roi.Y2, ClassId, Path), optional `signnames.csv`.
+- INI (the official release): `Final_Training/Images/000NN/*.ppm` + `GT-000NN.csv`, `Final_Test/Images/*.ppm` +
+  `GT-final_test.csv` (';'-separated, Filename;Width;Height;Roi.X1;...;ClassId).
+- a Hub dataset id with image/label columns (through `datasets.load_dataset`, Parquet).
+The validation split is made by track (the `<class>_<track>_` prefix): all frames of one physical sign stay together.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from dlhub.errors import DataError
+
+SIGN_NAMES = [
+    "Speed limit (20km/h)", "Speed limit (30km/h)", "Speed limit (50km/h)", "Speed limit (60km/h)",
+    "Speed limit (70km/h)", "Speed limit (80km/h)", "End of speed limit (80km/h)", "Speed limit (100km/h)",
+    "Speed limit (120km/h)", "No passing", "No passing for vehicles over 3.5 metric tons",
+    "Right-of-way at the next intersection", "Priority road", "Yield", "Stop", "No vehicles",
+    "Vehicles over 3.5 metric tons prohibited", "No entry", "General caution", "Dangerous curve to the left",
+    "Dangerous curve to the right", "Double curve", "Bumpy road", "Slippery road", "Road narrows on the right",
+    "Road work", "Traffic signals", "Pedestrians", "Children crossing", "Bicycles crossing", "Beware of ice/snow",
+    "Wild animals crossing", "End of all speed and passing limits", "Turn right ahead", "Turn left ahead",
+    "Ahead only", "Go straight or right", "Go straight or left", "Keep right", "Keep left", "Roundabout mandatory",
+    "End of no passing", "End of no passing by vehicles over 3.5 metric tons",
+]
+VALIDATION_FRACTION = 0.1
+SPLIT_SEED = 0
+
+
+def read_sign_names(root: Path) -> list[str]:
+    path = root / "signnames.csv"
+    if not path.is_file():
+        return list(SIGN_NAMES)
+    with open(path, newline="") as f:
+        rows = {int(r["ClassId"]): r["SignName"] for r in csv.DictReader(f)}
+    if sorted(rows) != list(range(len(rows))):
+        raise DataError(f"{path}: ClassId must run from 0 without gaps")
+    return [rows[i] for i in range(len(rows))]
+
+
+def _rows(path: Path, delimiter: str = ",") -> list[dict]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f, delimiter=delimiter))
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err})") from None
+    needed = {"ClassId"}
+    if not rows or not needed <= set(rows[0]):
+        raise DataError(f"{path}: expected a CSV with a ClassId column")
+    return rows
+
+
+def _track(name: str) -> str:
+    parts = Path(name).stem.split("_")
+    return "_".join(parts[:2]) if len(parts) >= 3 else Path(name).stem
+
+
+def find_layout(root: Path) -> str:
+    if (root / "Train.csv").is_file() and (root / "Train").is_dir():
+        return "kaggle"
+    if (root / "Final_Training" / "Images").is_dir():
+        return "ini"
+    raise DataError(f"{root} is not a GTSRB folder: expected Train/ + Train.csv (Kaggle layout) or "
+                    "Final_Training/Images/ (official INI layout)")
+
+
+def list_gtsrb(root) -> dict[str, list[tuple[str, int, str]]]:
+    """{"train": [(image path, class id, track)], "test": [...]} for a Kaggle or INI folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder: pass the GTSRB folder (Kaggle or INI layout) or a Hub dataset id")
+    items: dict[str, list] = {"train": [], "test": []}
+    if find_layout(root) == "kaggle":
+        for split, csv_name in (("train", "Train.csv"), ("test", "Test.csv")):
+            if not (root / csv_name).is_file():
+                continue
+            for r in _rows(root / csv_name):
+                items[split].append((str(root / r["Path"]), int(r["ClassId"]),
+                                     _track(r["Path"]) if split == "train" else ""))
+    else:
+        for class_dir in sorted((root / "Final_Training" / "Images").iterdir()):
+            gt = next(class_dir.glob("GT-*.csv"), None)
+            if gt is None:
+                raise DataError(f"{class_dir} has no GT-{class_dir.name}.csv")
+            for r in _rows(gt, ";"):
+                # INI names are <track>_<frame>.ppm inside the class folder: the class makes the track id unique
+                items["train"].append((str(class_dir / r["Filename"]), int(r["ClassId"]),
+                                       _track(f"{class_dir.name}_{r['Filename']}")))
+        test_gt = root / "GT-final_test.csv"
+        test_gt = test_gt if test_gt.is_file() else root / "Final_Test" / "Images" / "GT-final_test.csv"
+        if test_gt.is_file():
+            images = root / "Final_Test" / "Images"
+            items["test"] = [(str(images / r["Filename"]), int(r["ClassId"]), "") for r in _rows(test_gt, ";")]
+    if not items["train"]:
+        raise DataError(f"{root}: no training images listed")
+    missing = [p for p, _, _ in items["train"][:50] + items["test"][:50] if not Path(p).is_file()]
+    if missing:
+        raise DataError(f"{root}: listed images are missing, e.g. {missing[0]}")
+    return items
+
+
+def split_by_track(items: list[tuple[str, int, str]], fraction: float = VALIDATION_FRACTION,
+                   seed: int = SPLIT_SEED) -> tuple[list, list]:
+    """Hold out about `fraction` of each class's tracks (at least one when the class has two or more)."""
+    rng = np.random.default_rng(seed)
+    tracks_by_class: dict[int, list[str]] = {}
+    for _, label, track in items:
+        tracks_by_class.setdefault(label, [])
+        if track not in tracks_by_class[label]:
+            tracks_by_class[label].append(track)
+    held = set()
+    for _, tracks in sorted(tracks_by_class.items()):  # class order fixes the random draws
+        if len(tracks) >= 2:
+            k = max(1, int(round(fraction * len(tracks))))
+            held.update(rng.choice(sorted(tracks), size=k, replace=False).tolist())
+    return [it for it in items if it[2] not in held], [it for it in items if it[2] in held]
+
+
+def load_gtsrb(source):
+    """DatasetDict with train/validation(/test) splits: image (PIL), label (ClassLabel, 43 names), track."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_dataset, load_from_disk
+
+    path = Path(str(source))
+    if path.is_dir() and (path / "dataset_dict.json").is_file():
+        return load_from_disk(str(path))
+    if not path.exists() and "/" in str(source) and not str(source).startswith((".", "/")):
+        try:
+            return load_dataset(str(source))
+        except Exception as err:  # not found, offline, no data files: one line
+            raise DataError(f"could not load the Hub dataset {source} ({type(err).__name__}: {err})") from None
+    items = list_gtsrb(path)
+    names = read_sign_names(path)
+    train, validation = split_by_track(items["train"])
+    features = Features({"image": Image(), "label": ClassLabel(names=names), "track": Value("string")})
+
+    def as_dataset(rows):
+        return Dataset.from_dict({"image": [p for p, _, _ in rows], "label": [c for _, c, _ in rows],
+                                  "track": [t for _, _, t in rows]}, features=features)
+
+    splits = {"train": as_dataset(train), "validation": as_dataset(validation)}
+    if items["test"]:
+        splits["test"] = as_dataset(items["test"])
+    return DatasetDict(splits)
+
+
+def to_tensors(dataset, size: int, cache_dir=None):
+    """(uint8 images (N, 3, size, size), int64 labels (N,)) of a split, resized once and cached as safetensors."""
+    import io
+
+    import safetensors.torch
+    import torch
+    from datasets import Image as ImageFeature
+    from PIL import Image
+
+    cache = Path(cache_dir) / f"gtsrb_{dataset._fingerprint}_{size}.safetensors" if cache_dir else None
+    if cache is not None and cache.is_file():
+        saved = safetensors.torch.load_file(str(cache))
+        return saved["images"], saved["labels"]
+    raw = dataset.cast_column("image", ImageFeature(decode=False))
+    images = np.empty((len(raw), size, size, 3), dtype=np.uint8)
+    for i, item in enumerate(raw.select_columns("image")):
+        source = item["image"]
+        with Image.open(io.BytesIO(source["bytes"]) if source.get("bytes") else source["path"]) as image:
+            images[i] = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+    tensors = {"images": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+               "labels": torch.tensor(dataset["label"], dtype=torch.int64)}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{np.random.randint(1 << 30)}")
+        safetensors.torch.save_file(tensors, str(tmp))
+        tmp.replace(cache)
+    return tensors["images"], tensors["labels"]

@@ -1,0 +1,97 @@
+"""Tab "Traffic signs": the GTSRB classifier's top-5, the image as the model saw it, and a Grad-CAM overlay."""
+
+from __future__ import annotations
+
+import functools
+
+import gradio as gr
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image, UnidentifiedImageError
+
+import dlhub
+from dlhub.errors import DLHubError
+from dlhub.hub import read_metrics
+from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
+from dlhub.signs import MAX_PIXELS
+from spaces.common import MIN_IMAGE_SIDE, example_file, user_error
+
+TITLE = "Traffic signs"
+SHOWN = 200  # side of the 'as the model saw it' and Grad-CAM images
+
+
+@functools.cache
+def model():
+    return dlhub.load("signs")
+
+
+def examples() -> list[str]:
+    return [example_file(f"sign_{c}.png", lambda c=c: draw_sign(c, 96, seed=c)) for c in (14, 1, 17, 13, 38, 12)]
+
+
+def open_image(path: str | None) -> Image.Image:
+    """Open an upload lazily: its size is checked before the pixels are decoded (no memory blow-up)."""
+    if not path:
+        raise user_error("No image: upload a photo of a traffic sign or pick an example.")
+    try:
+        image = Image.open(path)
+    except (UnidentifiedImageError, OSError):
+        raise user_error("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF…).") from None
+    except Image.DecompressionBombError:
+        raise user_error(f"The image is too large: use one under {MAX_PIXELS // 1_000_000} megapixels.") from None
+    w, h = image.size
+    if w * h > MAX_PIXELS:
+        raise user_error(f"The image is {w}×{h} px: use one under {MAX_PIXELS // 1_000_000} megapixels.")
+    if min(w, h) < MIN_IMAGE_SIDE // 2:
+        raise user_error(f"The image is {w}×{h} px: use one at least {MIN_IMAGE_SIDE // 2} px on each side.")
+    try:
+        image.load()
+    except (OSError, ValueError) as err:
+        raise user_error(f"The image could not be decoded ({err}).") from None
+    return image
+
+
+def classify(path: str | None):
+    image = open_image(path)
+    try:
+        classifier = model()
+    except DLHubError as err:
+        raise user_error(f"No traffic-sign model could be loaded: {err}") from None
+    probabilities = classifier.predict([image], top_k=5)[0]
+    seen = classifier.preprocess([image])[0].permute(1, 2, 0).numpy()
+    heat, index = classifier.grad_cam(image)
+    overlay = 0.55 * seen + 0.45 * colormaps["jet"](heat)[..., :3]
+    as_pil = lambda a: Image.fromarray(np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)).resize(  # noqa: E731
+        (SHOWN, SHOWN), Image.Resampling.NEAREST)
+    note = (f"The model saw the image at {classifier.input_size}×{classifier.input_size} px. Grad-CAM shows where "
+            f"the evidence for **{classifier.labels[index]}** is.")
+    return probabilities, as_pil(seen), as_pil(overlay), note
+
+
+def model_note() -> str:
+    try:
+        m = model()
+    except DLHubError as err:
+        return f"⚠️ No traffic-sign model could be loaded: {err}"
+    metrics = read_metrics(m)
+    accuracy = f", test accuracy {metrics['test_accuracy']:.4f} on the {metrics['test_images']:,} official test " \
+               "images" if metrics else ""
+    return f"Model: {len(m.labels)} GTSRB classes{accuracy}; loaded from {m.source}."
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("### Which traffic sign is this?\nUpload a photo cropped around a German traffic sign, or pick one "
+                f"of the signs this project draws ({', '.join(DRAWN_CLASSES.values())}…).")
+    gr.Markdown(model_note())
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(type="filepath", sources=["upload", "clipboard"], label="sign photo",
+                             elem_id="signs-input", height=260)
+            gr.Examples(examples(), [image])
+        with gr.Column():
+            label = gr.Label(num_top_classes=5, label="top 5", elem_id="signs-label")
+            with gr.Row():
+                seen = gr.Image(label="as the model saw it", interactive=False, height=210)
+                cam = gr.Image(label="Grad-CAM for the top class", interactive=False, height=210)
+            note = gr.Markdown()
+    image.change(lambda p: classify(p) if p else (None, None, None, ""), [image], [label, seen, cam, note])

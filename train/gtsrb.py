@@ -1,0 +1,307 @@
+"""Traffic-sign classifier on GTSRB (course Task 3): train, select on validation, test, save and publish.
+
+    python datasets_scripts/gtsrb.py --data-dir ../shared/data/gtsrb        # once: writes data/gtsrb
+    accelerate launch train/gtsrb.py                                         # the default run (CPU, GPU or many)
+    accelerate launch train/gtsrb.py --resume_from_checkpoint latest         # after an interruption
+    accelerate launch --mixed_precision bf16 train/gtsrb.py --push_to_hub --hub_model_id ORG/NAME
+
+--dataset: a folder written by datasets_scripts/gtsrb.py (default data/gtsrb), a raw GTSRB folder (Kaggle or INI
+layout) or a Hub dataset id. The validation split holds whole tracks; the test split is only evaluated at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from dlhub.cards import Metric, render_model_card
+from dlhub.cli import command_line, one_line_errors, setup_logging
+from dlhub.data.gtsrb import load_gtsrb, to_tensors
+from dlhub.errors import DataError
+from dlhub.hub import push_folder, save_model_folder
+from dlhub.metrics import load_metric
+from dlhub.plots import plot_confusion_matrix, plot_history, plot_image_grid
+from dlhub.signs import SignClassifier
+from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, save_checkpoint
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="data/gtsrb")
+    p.add_argument("--output-dir", default="outputs/gtsrb")
+    p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
+    p.add_argument("--blocks", type=int, nargs="+", default=[32, 64, 128], help="ConvBlock widths (at least two)")
+    p.add_argument("--input_size", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight_decay", type=float, default=5e-4)
+    p.add_argument("--label_smoothing", type=float, default=0.1)
+    p.add_argument("--ema_decay", type=float, default=0.998, help="0 turns the weight average off")
+    p.add_argument("--max_train_samples", type=int, default=None, help="for quick experiments")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
+    p.add_argument("--max_epochs_this_run", type=int, default=None,
+                   help="stop after this many epochs (checkpointed) and resume later: for time-limited machines")
+    p.add_argument("--push_to_hub", action="store_true")
+    p.add_argument("--hub_model_id", default=None)
+    p.add_argument("--hub_private_repo", action="store_true")
+    args = p.parse_args(argv)
+    if len(args.blocks) < 2:
+        raise DataError("--blocks needs at least two widths, e.g. --blocks 32 64 128")
+    if args.input_size % 2 ** len(args.blocks):
+        raise DataError(f"--input_size must be divisible by {2 ** len(args.blocks)} for {len(args.blocks)} blocks")
+    if args.push_to_hub and not args.hub_model_id:
+        raise DataError("--push_to_hub needs --hub_model_id ORG/NAME")
+    if not Path(args.dataset).exists() and not ("/" in args.dataset and not args.dataset.startswith((".", "/"))):
+        raise DataError(f"no dataset at {args.dataset}: run `python datasets_scripts/gtsrb.py --data-dir "
+                        "PATH/TO/GTSRB` first, or pass --dataset with a GTSRB folder or a Hub dataset id")
+    args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
+    return args
+
+
+def augment(x: torch.Tensor) -> torch.Tensor:
+    """Per-image small affine (rotation ±12°, scale 0.88–1.12, shift ±8%, shear ±6°) and colour jitter.
+    Never a flip: a mirrored 'turn left' sign is a 'turn right' sign."""
+    b, device = x.shape[0], x.device
+    u = lambda lo, hi: torch.empty(b, device=device).uniform_(lo, hi)  # noqa: E731
+    angle, shear = u(-12, 12) * math.pi / 180, u(-6, 6) * math.pi / 180
+    scale, tx, ty = u(0.88, 1.12), u(-0.08, 0.08) * 2, u(-0.08, 0.08) * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin + torch.tan(shear) * cos, tx], 1),
+                         torch.stack([sin, cos, ty], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    gray = x.mean(dim=1, keepdim=True)
+    x = gray + (x - gray) * u(0.6, 1.4).view(-1, 1, 1, 1)  # saturation
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * u(0.7, 1.3).view(-1, 1, 1, 1)  # contrast
+    return (x * u(0.7, 1.3).view(-1, 1, 1, 1)).clamp(0, 1)  # brightness
+
+
+@torch.no_grad()
+def predict_loader(model, loader, accelerator) -> tuple[np.ndarray, np.ndarray, float]:
+    """(probabilities, labels, mean loss) over a loader, gathered across processes without padding duplicates."""
+    model.eval()
+    probs, labels, losses = [], [], []
+    for images, target in loader:
+        logits = model(images.float() / 255.0)
+        loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        logits, target, loss = accelerator.gather_for_metrics((logits, target, loss))
+        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        labels.append(target.cpu().numpy())
+        losses.append(loss.float().cpu().numpy())
+    return np.concatenate(probs), np.concatenate(labels), float(np.concatenate(losses).mean())
+
+
+def prediction_grid(images: torch.Tensor, probs: np.ndarray, labels: np.ndarray, names: list[str], picks, title: str):
+    captions, colors = [], []
+    for i in picks:
+        pred = int(probs[i].argmax())
+        captions.append(f"true: {names[labels[i]][:24]}\npred: {names[pred][:24]} ({probs[i][pred]:.2f})")
+        colors.append("green" if pred == labels[i] else "red")
+    shown = images[list(picks)].permute(0, 2, 3, 1).numpy() / 255.0
+    return plot_image_grid(shown, captions, colors, title)
+
+
+def main(args: argparse.Namespace) -> dict:
+    accelerator = Accelerator()
+    setup_logging(accelerator.is_main_process)
+    set_seed(args.seed)
+    start = time.time()
+
+    # Data: HF DatasetDict → uint8 tensors at the model's input size (decoded once, cached)
+    data = load_gtsrb(args.dataset)
+    names = data["train"].features["label"].names
+    if "test" not in data:
+        raise DataError(f"{args.dataset} has no test split: the final evaluation needs it")
+    tensors = {split: to_tensors(data[split], args.input_size, args.checkpoint_dir) for split in data}
+    if args.max_train_samples:
+        keep = torch.randperm(len(tensors["train"][0]), generator=torch.Generator().manual_seed(0))
+        tensors["train"] = tuple(t[keep[: args.max_train_samples]] for t in tensors["train"])
+    loaders = {split: DataLoader(TensorDataset(*tensors[split]), batch_size=args.batch_size,
+                                 shuffle=split == "train", drop_last=split == "train") for split in tensors}
+
+    # Model, optimiser, schedule; an exponential moving average of the weights is what gets validated and kept
+    model = SignClassifier(blocks=args.blocks, input_size=args.input_size, labels=names)
+    n_params = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # Accelerate steps a prepared scheduler once per process per call: count the batches of the unsharded loader
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, pct_start=0.15,
+                                                    total_steps=args.epochs * max(len(loaders["train"]), 1))
+    model, optimizer, scheduler, train_loader, val_loader, test_loader = accelerator.prepare(
+        model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
+    ema = AveragedModel(accelerator.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay),
+                        use_buffers=True) if args.ema_decay else None
+    evaluated = lambda: ema.module if ema else accelerator.unwrap_model(model)  # noqa: E731
+
+    checkpoints, log_file = Path(args.checkpoint_dir), Path(args.checkpoint_dir) / "log.csv"
+    state = {"history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
+             "best_accuracy": -1.0, "best_epoch": 0}
+    best_weights, first_epoch = None, 1
+    if args.resume_from_checkpoint:
+        path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
+        state, saved = load_checkpoint(accelerator, path)
+        best_weights = saved.get("best_model")
+        if ema is not None and "ema" in saved:
+            ema.load_state_dict(saved["ema"])
+        first_epoch = state["epoch"] + 1
+        accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
+
+    last_epoch = args.epochs if args.max_epochs_this_run is None else min(args.epochs, first_epoch - 1 +
+                                                                              args.max_epochs_this_run)
+    for epoch in range(first_epoch, last_epoch + 1):
+        model.train()
+        correct = total = 0
+        loss_sum = 0.0
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process,
+                   leave=False)
+        for images, target in bar:
+            x = augment(images.float() / 255.0)
+            with accelerator.autocast():
+                logits = model(x)
+                loss = torch.nn.functional.cross_entropy(logits, target, label_smoothing=args.label_smoothing)
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(accelerator.unwrap_model(model))
+            loss_sum += loss.item() * len(target)
+            correct += (logits.argmax(1) == target).sum().item()
+            total += len(target)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        stats = torch.tensor([loss_sum, correct, total], device=accelerator.device)
+        loss_sum, correct, total = accelerator.reduce(stats, reduction="sum").tolist()
+        probs, labels, val_loss = predict_loader(evaluated(), val_loader, accelerator)
+        val_accuracy = float((probs.argmax(1) == labels).mean())
+        history = state["history"]
+        for key, value in (("train_loss", loss_sum / total), ("train_accuracy", correct / total),
+                           ("val_loss", val_loss), ("val_accuracy", val_accuracy)):
+            history[key].append(value)
+        if val_accuracy > state["best_accuracy"]:
+            state["best_accuracy"], state["best_epoch"] = val_accuracy, epoch
+            best_weights = cpu_state_dict(evaluated())
+        if accelerator.is_main_process:
+            accelerator.print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc "
+                              f"{history['train_accuracy'][-1]:.4f} | val loss {val_loss:.4f} acc {val_accuracy:.4f}")
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            new_log = not log_file.exists()
+            with open(log_file, "a", newline="") as f:
+                if new_log:
+                    csv.writer(f).writerow(["epoch", *history])
+                csv.writer(f).writerow([epoch, *(round(history[k][-1], 6) for k in history)])
+            picks = np.random.default_rng(epoch).choice(len(labels), size=min(20, len(labels)), replace=False)
+            (checkpoints / "val_predictions").mkdir(exist_ok=True)  # the course's prediction-visualisation callback
+            prediction_grid(tensors["validation"][0], probs, labels, names, picks,
+                            f"validation predictions after epoch {epoch}").savefig(
+                checkpoints / "val_predictions" / f"epoch_{epoch:04d}.png", dpi=90)
+        save_checkpoint(accelerator, checkpoints, epoch, state,
+                        {"best_model": best_weights, "ema": ema.state_dict() if ema else None})
+
+    if last_epoch < args.epochs:
+        accelerator.print(f"stopped after epoch {last_epoch} of {args.epochs}: continue with "
+                          "--resume_from_checkpoint latest")
+        return {}
+
+    # Test: the weights with the best validation accuracy, on the whole official test set
+    final = SignClassifier(blocks=args.blocks, input_size=args.input_size, labels=names)
+    final.load_state_dict(best_weights)
+    final = accelerator.prepare(final)
+    probs, labels, test_loss = predict_loader(final, test_loader, accelerator)
+    predicted = probs.argmax(1)
+    accuracy = load_metric("accuracy").compute(predictions=predicted, references=labels)["accuracy"]
+    confusion = np.zeros((len(names), len(names)), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {names[c]: float(confusion[c, c] / max(confusion[c].sum(), 1)) for c in range(len(names))}
+    metrics = {"test_accuracy": accuracy, "test_images": int(len(labels)),
+               "test_errors": int((predicted != labels).sum()),
+               "test_loss": test_loss, "val_accuracy": state["best_accuracy"], "best_epoch": state["best_epoch"],
+               "epochs": args.epochs, "parameters": n_params, "wall_time_s": round(time.time() - start, 1),
+               "per_class_accuracy": per_class}
+    accelerator.print({k: v for k, v in metrics.items() if k != "per_class_accuracy"})
+    val_probs, val_labels, _ = predict_loader(final, val_loader, accelerator)  # every process joins the gather
+
+    if accelerator.is_main_process:
+        wrong = np.flatnonzero(predicted != labels)
+        worst = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:20]
+        figures = {
+            "training_curves.png": plot_history(state["history"], {"loss": ["train_loss", "val_loss"],
+                                                                   "accuracy": ["train_accuracy", "val_accuracy"]},
+                                                best_epoch=state["best_epoch"]),
+            "confusion_matrix.png": plot_confusion_matrix(confusion, names,
+                                                          f"test set: {len(labels):,} images, accuracy {accuracy:.4f}"),
+            "worst_mistakes.png": prediction_grid(tensors["test"][0], probs, labels, names, worst,
+                                                  "the test set's most confident mistakes"),
+            "val_predictions.png": prediction_grid(
+                tensors["validation"][0], val_probs, val_labels, names,
+                np.random.default_rng(0).choice(len(val_labels), min(20, len(val_labels)), replace=False),
+                "validation predictions (final model)"),
+        }
+        folder = save_model_folder(accelerator.unwrap_model(final), args.output_dir,
+                                   card=model_card(args, metrics, names), metrics=metrics, figures=figures)
+        accelerator.print(f"saved {folder}")
+        if args.push_to_hub:
+            accelerator.print(f"pushed to {push_folder(folder, args.hub_model_id, private=args.hub_private_repo)}")
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def model_card(args, metrics: dict, names: list[str]):
+    data = dict(dataset_name="GTSRB (German Traffic Sign Recognition Benchmark), official test set",
+                dataset_type="gtsrb", task_type="image-classification")
+    hardest = sorted(metrics["per_class_accuracy"].items(), key=lambda kv: kv[1])[:5]
+    return render_model_card(
+        task="signs",
+        repo_id=args.hub_model_id or "dlhub-course/gtsrb-signs",
+        title="Traffic-sign classifier (GTSRB, 43 classes)",
+        summary=(f"A small CNN: {len(args.blocks)} `ConvBlock`s of widths {args.blocks} (two 3×3 conv + BatchNorm + "
+                 "ReLU with a residual connection, 2×2 max-pool, dropout) and a two-layer head, on "
+                 f"{args.input_size}×{args.input_size} RGB images contrast-normalised per image. "
+                 f"{metrics['parameters']:,} parameters."),
+        usage=("probs = model.predict([pil_image])[0]   # {sign name: probability}, most likely first\n"
+               "model.labels                           # the 43 names, index = ClassId"),
+        metrics=[Metric("test accuracy", "accuracy", metrics["test_accuracy"], "test", **data),
+                 Metric("validation accuracy (whole tracks held out)", "accuracy", metrics["val_accuracy"],
+                        "validation", **{**data, "dataset_name": "GTSRB training set, held-out tracks"})],
+        data_description=("GTSRB as stored for this project: `Train/` keeps every second frame of each 30-frame "
+                          "track (19,604 of 39,209 images, all 1,307 tracks), images with a side over 64 px shrunk "
+                          "to 64 px; `Test/` is the complete official test set (12,630 images). 10% of each class's "
+                          "tracks are held out for validation (whole tracks, so near-identical frames never straddle "
+                          "the split); the test set is only evaluated, once, at the end."),
+        data_licence="INI, Ruhr-Universität Bochum; research use. Cite Stallkamp et al., Neural Networks 2012.",
+        training_command=command_line(),
+        training_details=(f"AdamW (lr {args.lr}, weight decay {args.weight_decay}), one-cycle schedule, batch "
+                          f"{args.batch_size}, {args.epochs} epochs, label smoothing {args.label_smoothing}, an "
+                          f"exponential moving average of the weights (decay {args.ema_decay}). Augmentation: small "
+                          "random rotation, scale, shift and shear, saturation/contrast/brightness jitter, never "
+                          f"flips. The epoch with the best validation accuracy ({metrics['best_epoch']}) is kept. "
+                          f"Wall time {metrics['wall_time_s'] / 60:.1f} min on the machine that trained it. Test "
+                          f"errors: {metrics['test_errors']} of {metrics['test_images']:,}. Hardest classes: "
+                          + ", ".join(f"{n} ({a:.3f})" for n, a in hardest) + "."),
+        limitations=("Trained on German signs photographed from a car in 2010–2011; other countries' signs, "
+                     "drawings, or photos where the sign fills little of the frame are outside what it learned. "
+                     "It always answers one of the 43 classes, even for an image with no sign."),
+        images=[("training_curves.png", "loss and accuracy per epoch"),
+                ("confusion_matrix.png", "confusion matrix on the test set"),
+                ("worst_mistakes.png", "the most confident test mistakes"),
+                ("val_predictions.png", "sample validation predictions")],
+        tags=["image-classification", "traffic-signs", "gtsrb"],
+        datasets=None,
+    )
+
+
+if __name__ == "__main__":
+    with one_line_errors(__file__):
+        main(parse_args())
