@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlhub.cli import one_line_errors
+from dlhub.cli import add_hub_arguments, check_hub_arguments, one_line_errors
 from dlhub.data.faces import load_faces
 from dlhub.errors import DataError
 
@@ -25,12 +25,9 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=int, default=64, help="side of the square images made from a folder")
     p.add_argument("--person_block", type=int, default=None,
                    help="images per person, in consecutive blocks (default: 10 for Olivetti, else 0)")
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_dataset_id", default=None)
-    p.add_argument("--private", action="store_true")
+    add_hub_arguments(p, "dataset")
     args = p.parse_args(argv)
-    if args.push_to_hub and not args.hub_dataset_id:
-        raise DataError("--push_to_hub needs --hub_dataset_id ORG/NAME")
+    check_hub_arguments(args, "dataset")
     if args.size < 8:
         raise DataError(f"--size must be at least 8, got {args.size}")
 

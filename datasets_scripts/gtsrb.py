@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import argparse
 
-from dlhub.cli import one_line_errors
+from dlhub.cli import add_hub_arguments, check_hub_arguments, one_line_errors
 from dlhub.data.gtsrb import load_gtsrb
-from dlhub.errors import DataError
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", required=True, help="a GTSRB folder (Kaggle or INI layout) or a Hub dataset id")
     p.add_argument("--output-dir", default="data/gtsrb")
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_dataset_id", default=None)
-    p.add_argument("--private", action="store_true")
+    add_hub_arguments(p, "dataset")
     args = p.parse_args(argv)
-    if args.push_to_hub and not args.hub_dataset_id:
-        raise DataError("--push_to_hub needs --hub_dataset_id ORG/NAME")
+    check_hub_arguments(args, "dataset")
     data = load_gtsrb(args.data_dir)
     data.save_to_disk(args.output_dir)
     print(f"{data}\nsaved to {args.output_dir}")

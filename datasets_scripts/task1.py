@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import argparse
 
-from dlhub.cli import one_line_errors
+from dlhub.cli import add_hub_arguments, check_hub_arguments, one_line_errors
 from dlhub.data.task1 import load_task1
-from dlhub.errors import DataError
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", required=True, help="folder with Task1_1.npz and Task1_2.npz")
     p.add_argument("--output-dir", default="data/task1")
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_dataset_id", default=None, help="ORG/NAME of the dataset repo")
-    p.add_argument("--private", action="store_true")
+    add_hub_arguments(p, "dataset")
     args = p.parse_args(argv)
-    if args.push_to_hub and not args.hub_dataset_id:
-        raise DataError("--push_to_hub needs --hub_dataset_id ORG/NAME")
+    check_hub_arguments(args, "dataset")
 
     regression, classification = load_task1(args.data_dir)
     for name, dataset in (("regression", regression), ("classification", classification)):

@@ -8,7 +8,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from dlhub.errors import DLHubError
+from dlhub.errors import DataError, DLHubError
 
 
 @contextmanager
@@ -33,3 +33,20 @@ def setup_logging(main_process: bool = True) -> None:
     logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(levelname)s %(message)s")
     for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "matplotlib", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# The Hub-publishing flags of the Hugging Face example scripts: the repo-id and privacy flags differ by repo kind.
+HUB_FLAGS = {"model": ("hub_model_id", "hub_private_repo"), "dataset": ("hub_dataset_id", "private")}
+
+
+def add_hub_arguments(parser, kind: str = "model") -> None:
+    repo_id, private = HUB_FLAGS[kind]
+    parser.add_argument("--push_to_hub", action="store_true", help=f"publish the {kind} on the Hub")
+    parser.add_argument(f"--{repo_id}", default=None, help=f"ORG/NAME of the {kind} repo to create or update")
+    parser.add_argument(f"--{private}", action="store_true", help="create the repo as private")
+
+
+def check_hub_arguments(args, kind: str = "model") -> None:
+    repo_id = HUB_FLAGS[kind][0]
+    if args.push_to_hub and not getattr(args, repo_id):
+        raise DataError(f"--push_to_hub needs --{repo_id} ORG/NAME")

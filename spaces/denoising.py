@@ -13,7 +13,7 @@ import dlhub
 from dlhub.denoise import add_noise
 from dlhub.errors import DLHubError
 from dlhub.metrics import psnr
-from spaces.common import checked_image, example_file, user_error
+from spaces.common import example_file, fit_within, open_image, user_error
 
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
@@ -36,8 +36,8 @@ def _db(value: float) -> str:
     return "∞ dB (identical)" if np.isinf(value) else f"{value:.2f} dB"
 
 
-def run(image, sigma: float, seed, already_noisy: bool):
-    image, note = checked_image(image, MAX_SIDE)
+def run(path: str | None, sigma: float, seed, already_noisy: bool):
+    image, note = fit_within(open_image(path), MAX_SIDE)
     gray = image.convert("L")
     try:
         denoiser = model()
@@ -86,7 +86,7 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown(model_note())
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(type="pil", sources=["upload", "webcam", "clipboard"], label="face photo",
+            image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="face photo",
                              elem_id="denoise-input", height=260)
             sigma = gr.Slider(0.0, 0.5, value=0.2, step=0.01, label="noise σ", elem_id="denoise-sigma")
             with gr.Row():

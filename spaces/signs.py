@@ -7,14 +7,13 @@ import functools
 import gradio as gr
 import numpy as np
 from matplotlib import colormaps
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 import dlhub
 from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
-from dlhub.signs import MAX_PIXELS
-from spaces.common import MIN_IMAGE_SIDE, example_file, user_error
+from spaces.common import example_file, open_image, user_error
 
 TITLE = "Traffic signs"
 SHOWN = 200  # side of the 'as the model saw it' and Grad-CAM images
@@ -27,28 +26,6 @@ def model():
 
 def examples() -> list[str]:
     return [example_file(f"sign_{c}.png", lambda c=c: draw_sign(c, 96, seed=c)) for c in (14, 1, 17, 13, 38, 12)]
-
-
-def open_image(path: str | None) -> Image.Image:
-    """Open an upload lazily: its size is checked before the pixels are decoded (no memory blow-up)."""
-    if not path:
-        raise user_error("No image: upload a photo of a traffic sign or pick an example.")
-    try:
-        image = Image.open(path)
-    except (UnidentifiedImageError, OSError):
-        raise user_error("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF…).") from None
-    except Image.DecompressionBombError:
-        raise user_error(f"The image is too large: use one under {MAX_PIXELS // 1_000_000} megapixels.") from None
-    w, h = image.size
-    if w * h > MAX_PIXELS:
-        raise user_error(f"The image is {w}×{h} px: use one under {MAX_PIXELS // 1_000_000} megapixels.")
-    if min(w, h) < MIN_IMAGE_SIDE // 2:
-        raise user_error(f"The image is {w}×{h} px: use one at least {MIN_IMAGE_SIDE // 2} px on each side.")
-    try:
-        image.load()
-    except (OSError, ValueError) as err:
-        raise user_error(f"The image could not be decoded ({err}).") from None
-    return image
 
 
 def classify(path: str | None):

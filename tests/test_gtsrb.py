@@ -142,3 +142,17 @@ def test_resume_after_an_interruption_matches_a_straight_run(kaggle, tmp_path):
     straight, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("a", "b"))
     for key in ("val_accuracy", "test_accuracy", "test_loss", "best_epoch"):
         assert resumed[key] == pytest.approx(straight[key], abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_dataset_script_publishes_images_to_the_hub(kaggle, tmp_path):
+    from datasets import load_dataset
+
+    result = run_script(sys.executable, "datasets_scripts/gtsrb.py", "--data-dir", str(kaggle), "--output-dir",
+                        str(tmp_path / "data"), "--push_to_hub", "--hub_dataset_id", "test-org/gtsrb-tiny")
+    assert result.returncode == 0, result.stderr[-3000:]
+    pulled = load_dataset("test-org/gtsrb-tiny")
+    local = load_gtsrb(kaggle)
+    assert {k: v.num_rows for k, v in pulled.items()} == {k: v.num_rows for k, v in local.items()}
+    assert pulled["train"].features["label"].names == SIGN_NAMES
+    assert np.array_equal(np.asarray(pulled["test"][0]["image"]), np.asarray(local["test"][0]["image"]))

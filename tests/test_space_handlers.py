@@ -1,5 +1,7 @@
 """The Space's event handlers called directly: right answers, and bad input as gr.Error / gr.Warning."""
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -70,11 +72,17 @@ def test_z_view_plots_n_compositions():
     assert "2.3504" in text
 
 
-def face_image(size=96):
+def face_image(size=96, shape=None):
+    """Path of a generated face photo (RGB PNG) in a temporary folder, as an upload arrives."""
+    import tempfile
+
     from conftest import synthetic_faces
     from PIL import Image
 
-    return Image.fromarray(synthetic_faces(1, size=size)[0]).convert("RGB")
+    path = Path(tempfile.mkdtemp()) / "face.png"
+    image = Image.fromarray(synthetic_faces(1, size=size)[0]).convert("RGB")
+    (image.resize(shape) if shape else image).save(path)
+    return str(path)
 
 
 def test_denoising_psnr_moves_with_sigma():
@@ -94,16 +102,20 @@ def test_denoising_an_already_noisy_photo_has_no_psnr():
     assert clean is None and denoised.size == noisy.size and "no PSNR" in text
 
 
-def test_denoising_bad_images():
+def test_denoising_bad_images(tmp_path):
     from PIL import Image
 
     from spaces import denoising
 
     with pytest.raises(gr.Error, match="No image"):
         denoising.run(None, 0.2, 0, False)
+    Image.new("RGB", (2, 2)).save(tmp_path / "tiny.png")
     with pytest.raises(gr.Error, match="2×2 px"):
-        denoising.run(Image.new("RGB", (2, 2)), 0.2, 0, False)
-    *_, text = denoising.run(Image.new("RGB", (2000, 1000), "gray"), 0.2, 0, False)
+        denoising.run(str(tmp_path / "tiny.png"), 0.2, 0, False)
+    (tmp_path / "fake.png").write_bytes(b"%PDF-1.4 not an image")
+    with pytest.raises(gr.Error, match="not an image that can be read"):
+        denoising.run(str(tmp_path / "fake.png"), 0.2, 0, False)
+    *_, text = denoising.run(face_image(shape=(2000, 1000)), 0.2, 0, False)
     assert "Scaled from 2000×1000 to 512×256 px" in text
 
 

@@ -72,8 +72,9 @@ def test_bad_input_is_one_line(tmp_path, case, message):
 
 @pytest.mark.slow
 def test_two_cpu_processes_give_the_single_process_model(task1_dir, tmp_path):
-    import dlhub
     from conftest import ACCELERATE_CPU, accelerate_ddp
+
+    import dlhub
 
     args = ["train/regression.py", "--data-dir", str(task1_dir), "--epochs", "200", "--irls_iterations", "10"]
     single = run_script(*ACCELERATE_CPU, *args, "--output-dir", str(tmp_path / "one"))

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import command_line, one_line_errors, setup_logging
+from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
 from dlhub.data.faces import faces_array, load_faces, read_face_folder
 from dlhub.denoise import Denoiser, add_noise
 from dlhub.errors import DataError
@@ -56,15 +56,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a folder of face images from another source, reported as an extra test at σ = 0.2")
     p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
     p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_model_id", default=None)
-    p.add_argument("--hub_private_repo", action="store_true")
+    add_hub_arguments(p, "model")
     args = p.parse_args(argv)
     if not 0 < args.noise_std <= 1 or (args.noise_std_max is not None and
                                         not args.noise_std_min <= args.noise_std <= args.noise_std_max <= 1):
         raise DataError("noise levels must satisfy 0 < --noise_std_min ≤ --noise_std ≤ --noise_std_max ≤ 1")
-    if args.push_to_hub and not args.hub_model_id:
-        raise DataError("--push_to_hub needs --hub_model_id ORG/NAME")
+    check_hub_arguments(args, "model")
     args.epochs = args.epochs or (80 if args.arch == "conv" else 300)
     args.image_size = 64 if args.arch == "conv" else 32
     args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"

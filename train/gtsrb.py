@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import command_line, one_line_errors, setup_logging
+from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
 from dlhub.data.gtsrb import load_gtsrb, to_tensors
 from dlhub.errors import DataError
 from dlhub.hub import push_folder, save_model_folder
@@ -54,16 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
     p.add_argument("--max_epochs_this_run", type=int, default=None,
                    help="stop after this many epochs (checkpointed) and resume later: for time-limited machines")
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_model_id", default=None)
-    p.add_argument("--hub_private_repo", action="store_true")
+    add_hub_arguments(p, "model")
     args = p.parse_args(argv)
     if len(args.blocks) < 2:
         raise DataError("--blocks needs at least two widths, e.g. --blocks 32 64 128")
     if args.input_size % 2 ** len(args.blocks):
         raise DataError(f"--input_size must be divisible by {2 ** len(args.blocks)} for {len(args.blocks)} blocks")
-    if args.push_to_hub and not args.hub_model_id:
-        raise DataError("--push_to_hub needs --hub_model_id ORG/NAME")
+    check_hub_arguments(args, "model")
     if not Path(args.dataset).exists() and not ("/" in args.dataset and not args.dataset.startswith((".", "/"))):
         raise DataError(f"no dataset at {args.dataset}: run `python datasets_scripts/gtsrb.py --data-dir "
                         "PATH/TO/GTSRB` first, or pass --dataset with a GTSRB folder or a Hub dataset id")

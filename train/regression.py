@@ -16,7 +16,7 @@ import numpy as np
 from accelerate import Accelerator
 
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import command_line, one_line_errors, setup_logging
+from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
 from dlhub.data import to_numpy
 from dlhub.data.task1 import load_task1
 from dlhub.errors import DataError
@@ -37,16 +37,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=10_000)
     p.add_argument("--lr_decay", type=float, default=0.001, help="lr ← (1 − decay)·lr each epoch, second run")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--push_to_hub", action="store_true")
-    p.add_argument("--hub_model_id", default=None, help="ORG/NAME of the Hub repo to create or update")
-    p.add_argument("--hub_private_repo", action="store_true")
+    add_hub_arguments(p, "model")
     args = p.parse_args(argv)
     if args.sigma is not None and not args.sigma > 0:
         raise DataError(f"--sigma must be a positive number, got {args.sigma}")
     if args.epochs < 1 or args.irls_iterations < 1:
         raise DataError("--epochs and --irls_iterations must be at least 1")
-    if args.push_to_hub and not args.hub_model_id:
-        raise DataError("--push_to_hub needs --hub_model_id ORG/NAME")
+    check_hub_arguments(args, "model")
     return args
 
 
