@@ -42,7 +42,8 @@ def load(task: str, source: str | os.PathLike | None = None, *, revision: str | 
     model = spec.model_class.from_pretrained(folder)
     model.source = where
     model.folder = Path(folder)
-    log.info("dlhub: %s model loaded from %s", task, where)
+    if Path(folder) != spec.bundled_dir:  # the bundled fallback was already announced with its reason
+        log.info("dlhub: %s model loaded from %s", task, where)
     return model
 
 
