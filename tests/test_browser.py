@@ -66,6 +66,8 @@ def no_errors(page):
 def screenshot(page, name):
     folder = os.environ.get("DLHUB_SCREENSHOTS")
     if folder:
+        for close in page.locator(".toast-close").all():  # a toast left by an earlier test is not this tab's
+            close.click()
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
