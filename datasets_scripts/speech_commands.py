@@ -1,0 +1,37 @@
+"""The ten spoken commands as an HF DatasetDict (train/validation/test by speaker), saved and optionally published.
+
+    python datasets_scripts/speech_commands.py --data-dir ../shared/data/speech_commands --output-dir data/commands
+    python datasets_scripts/speech_commands.py --data-dir kaggle_folder/      # Train/*.wav + train.csv (ID, Label)
+    python datasets_scripts/speech_commands.py --data-dir ORG/NAME             # a Hub dataset (Parquet)
+    python datasets_scripts/speech_commands.py --data-dir ... --push_to_hub --hub_dataset_id ORG/NAME
+
+Columns: audio (16 kHz mono), label (yes, no, up, down, left, right, on, off, stop, go), speaker.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dlhub.cli import add_hub_arguments, check_hub_arguments, one_line_errors, setup_logging
+from dlhub.data.speech_commands import load_speech_commands
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", required=True, help="a Speech Commands or Kaggle folder, or a Hub dataset id")
+    p.add_argument("--output-dir", default="data/commands")
+    add_hub_arguments(p, "dataset")
+    args = p.parse_args(argv)
+    check_hub_arguments(args, "dataset")
+    setup_logging()
+    data = load_speech_commands(args.data_dir)
+    data.save_to_disk(args.output_dir)
+    print(f"{data}\nsaved to {args.output_dir}")
+    if args.push_to_hub:
+        data.push_to_hub(args.hub_dataset_id, private=args.private)  # embeds the audio as Parquet
+        print(f"pushed to {args.hub_dataset_id}")
+
+
+if __name__ == "__main__":
+    with one_line_errors(__file__):
+        main()
