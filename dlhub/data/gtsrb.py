@@ -12,10 +12,12 @@ The validation split is made by track (the `<class>_<track>_` prefix): all frame
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
+from dlhub.data import load_saved_or_hub
 from dlhub.errors import DataError
 
 SIGN_NAMES = [
@@ -125,16 +127,12 @@ def split_by_track(items: list[tuple[str, int, str]], fraction: float = VALIDATI
 
 def load_gtsrb(source):
     """DatasetDict with train/validation(/test) splits: image (PIL), label (ClassLabel, 43 names), track."""
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_dataset, load_from_disk
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 
+    saved = load_saved_or_hub(source)
+    if saved is not None:
+        return saved
     path = Path(str(source))
-    if path.is_dir() and (path / "dataset_dict.json").is_file():
-        return load_from_disk(str(path))
-    if not path.exists() and "/" in str(source) and not str(source).startswith((".", "/")):
-        try:
-            return load_dataset(str(source))
-        except Exception as err:  # not found, offline, no data files: one line
-            raise DataError(f"could not load the Hub dataset {source} ({type(err).__name__}: {err})") from None
     items = list_gtsrb(path)
     names = read_sign_names(path)
     train, validation = split_by_track(items["train"])
@@ -173,7 +171,8 @@ def to_tensors(dataset, size: int, cache_dir=None):
                "labels": torch.tensor(dataset["label"], dtype=torch.int64)}
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{np.random.randint(1 << 30)}")
+        # one temporary file per process: data-parallel processes share a seed, so a random name would collide
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         safetensors.torch.save_file(tensors, str(tmp))
         tmp.replace(cache)
     return tensors["images"], tensors["labels"]
