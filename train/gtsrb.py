@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from dlhub.cards import Metric, render_model_card
 from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
+from dlhub.data import is_hub_id
 from dlhub.data.gtsrb import load_gtsrb, to_tensors
 from dlhub.errors import DataError
 from dlhub.hub import push_folder, save_model_folder
@@ -61,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.input_size % 2 ** len(args.blocks):
         raise DataError(f"--input_size must be divisible by {2 ** len(args.blocks)} for {len(args.blocks)} blocks")
     check_hub_arguments(args, "model")
-    if not Path(args.dataset).exists() and not ("/" in args.dataset and not args.dataset.startswith((".", "/"))):
+    if not Path(args.dataset).exists() and not is_hub_id(args.dataset):
         raise DataError(f"no dataset at {args.dataset}: run `python datasets_scripts/gtsrb.py --data-dir "
                         "PATH/TO/GTSRB` first, or pass --dataset with a GTSRB folder or a Hub dataset id")
     args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"

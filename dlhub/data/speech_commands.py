@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlhub.data import is_hub_id, load_saved_or_hub
 from dlhub.errors import DataError
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -83,18 +84,15 @@ def split_by_speaker(rows, root: Path, seed: int = SPLIT_SEED) -> dict[str, list
 
 def load_speech_commands(source):
     """DatasetDict train/validation/test with audio (16 kHz), label (ClassLabel over WORDS) and speaker."""
-    from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+    from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
+    saved = load_saved_or_hub(source)
+    if saved is not None:
+        if is_hub_id(source):  # a Hub dataset may hold audio at another rate: resample when decoding
+            saved = saved.cast_column("audio", Audio(sampling_rate=SAMPLING_RATE))
+        return saved
     path = Path(str(source))
-    if path.is_dir() and (path / "dataset_dict.json").is_file():
-        return load_from_disk(str(path))
     if not path.exists():
-        if "/" in str(source) and not str(source).startswith((".", "/")):
-            try:
-                data = load_dataset(str(source))
-            except Exception as err:  # not found, offline, a script-only repo: one line
-                raise DataError(f"could not load the Hub dataset {source} ({type(err).__name__}: {err})") from None
-            return data.cast_column("audio", Audio(sampling_rate=SAMPLING_RATE))
         raise DataError(f"{source} not found: pass a Speech Commands folder, a Kaggle Train/ + train.csv folder, "
                         "or a Hub dataset id")
     if (path / "train.csv").is_file() and (path / "Train").is_dir():
