@@ -8,10 +8,10 @@ from __future__ import annotations
 import gradio as gr
 
 from dlhub.cli import setup_logging
-from spaces import denoising, exercises, regression, signs
+from spaces import commands, denoising, exercises, landmarks, regression, signs
 from spaces.common import EXAMPLES_DIR
 
-TABS = [regression, denoising, signs, exercises]
+TABS = [regression, denoising, signs, landmarks, commands, exercises]
 CSS = """
 .gradio-container {max-width: 1280px !important}
 #mlp-result table {font-size: 0.9em}

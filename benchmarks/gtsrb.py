@@ -12,33 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import timm
 import torch
 
 import dlhub
+from timing import latency_ms, throughput  # benchmarks/timing.py (scripts run from their folder)
 from dlhub.sign_drawings import draw_sign
-
-
-def throughput(fn, batch: torch.Tensor, seconds: float) -> float:
-    fn(batch)  # warm-up
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn(batch)
-        done += len(batch)
-    return done / (time.perf_counter() - start)
-
-
-def latency_ms(fn, repeats: int) -> tuple[float, float]:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), sorted(times)[int(0.95 * (len(times) - 1))]
 
 
 def main() -> dict:

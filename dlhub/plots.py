@@ -204,16 +204,42 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: list[str], title: str) -> 
     return fig
 
 
-def plot_image_grid(images: np.ndarray, captions: list[str], colors: list[str], title: str, columns: int = 5) -> Figure:
-    """(N, H, W, 3) images in [0, 1] with a caption under each (coloured, e.g. green right / red wrong)."""
+def plot_image_grid(images: np.ndarray, captions: list[str], colors: list[str], title: str, columns: int = 5,
+                    points: list[tuple[np.ndarray, str]] | None = None) -> Figure:
+    """(N, H, W, 3) images in [0, 1] (or uint8) with a caption under each (coloured, e.g. green right / red wrong);
+    `points`: (array (N, K, 2) in pixels, colour) pairs scattered on the images."""
     rows = max(1, int(np.ceil(len(images) / columns)))
     fig = Figure(figsize=(columns * 2.1, rows * 2.3))
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, image, caption, color in zip(axes.ravel(), images, captions, colors):
-        ax.imshow(np.clip(image, 0, 1))
+    for i, (ax, image, caption, color) in enumerate(zip(axes.ravel(), images, captions, colors)):
+        ax.imshow(image if image.dtype == np.uint8 else np.clip(image, 0, 1))
+        for array, point_color in points or []:
+            ax.scatter(array[i][:, 0], array[i][:, 1], s=2.5, c=point_color, linewidths=0)
         ax.set_title(caption, fontsize=6.5, color=color, wrap=True)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_landmark_grid(images: np.ndarray, predicted: np.ndarray, true: np.ndarray, captions: list[str],
+                       title: str) -> Figure:
+    """Faces (N, H, W, 3) with predicted (red) and true (green) points (N, 68, 2) in pixels."""
+    return plot_image_grid(images, captions, ["black"] * len(images), title, columns=4,
+                           points=[(true, "lime"), (predicted, "red")])
+
+
+def plot_cumulative_error(errors: np.ndarray, title: str, limit: float = 0.15) -> Figure:
+    """Fraction of faces whose normalised mean error is at most x (the cumulative error distribution)."""
+    x = np.linspace(0, limit, 301)
+    fig = Figure(figsize=(4.8, 3.4))
+    ax = fig.add_subplot()
+    ax.plot(x, (np.sort(errors)[None, :] <= x[:, None]).mean(1))
+    ax.axvline(float(np.mean(errors)), color="k", ls=":", lw=1, label=f"mean NME {np.mean(errors):.4f}")
+    ax.set(xlabel="NME (mean point error / outer-eye-corner distance)", ylabel="fraction of faces", title=title,
+           xlim=(0, limit), ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

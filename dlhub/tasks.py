@@ -40,6 +40,9 @@ TASKS: dict[str, Task] = {
              "dlhub-course/task1-regression"),
         Task("denoiser", "Face denoising autoencoder", "dlhub.denoise:Denoiser", "dlhub-course/face-denoiser"),
         Task("signs", "Traffic-sign classifier (GTSRB)", "dlhub.signs:SignClassifier", "dlhub-course/gtsrb-signs"),
+        Task("landmarks", "68-point face landmarks", "dlhub.landmarks:LandmarkModel", "dlhub-course/face-landmarks"),
+        Task("commands", "Spoken commands (ten words)", "dlhub.commands:CommandClassifier",
+             "dlhub-course/speech-commands"),
     ]
 }
 

@@ -69,3 +69,32 @@ def load_checkpoint(accelerator, path: Path) -> tuple[dict, dict[str, dict[str, 
 def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of the weights (to keep the best epoch's model)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def save_and_push(accelerator, model, args, card, metrics: dict, figures: dict) -> Path:
+    """The end of every training script (main process): the model folder, then `--push_to_hub` if asked."""
+    from dlhub.hub import push_folder, save_model_folder
+
+    folder = save_model_folder(model, args.output_dir, card=card, metrics=metrics, figures=figures)
+    accelerator.print(f"saved {folder}")
+    if args.push_to_hub:
+        accelerator.print(f"pushed to {push_folder(folder, args.hub_model_id, private=args.hub_private_repo)}")
+    return folder
+
+
+@torch.no_grad()
+def classify_loader(model, loader, accelerator, inputs=lambda x: x):
+    """(probabilities, labels, mean loss) of a classifier over a loader, gathered across processes without the
+    padding duplicates; `inputs` turns a batch into the model's input (e.g. uint8 images → floats)."""
+    import numpy as np
+
+    model.eval()
+    probs, labels, losses = [], [], []
+    for batch, target in loader:
+        logits = model(inputs(batch))
+        loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        logits, target, loss = accelerator.gather_for_metrics((logits, target, loss))
+        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        labels.append(target.cpu().numpy())
+        losses.append(loss.float().cpu().numpy())
+    return np.concatenate(probs), np.concatenate(labels), float(np.concatenate(losses).mean())

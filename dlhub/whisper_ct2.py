@@ -13,6 +13,8 @@ clip's own frames (2 mel frames per position: 1 s of audio = 100 frames = 50 pos
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -158,10 +160,15 @@ def convert_whisper_base(out_dir, max_source_positions: int = 1500) -> Path:
     ct2, _ = read_ct2_model(b"".join(p.read_bytes() for p in parts))
     model = WhisperModel(whisper_config(ct2, max_source_positions))
     model.load_state_dict(ct2_to_transformers(ct2, max_source_positions), strict=True)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp = out_dir.with_name(f"{out_dir.name}.{os.getpid()}.tmp")  # data-parallel processes may convert at once
     model.save_pretrained(tmp)
     WhisperFeatureExtractor(feature_size=model.config.num_mel_bins).save_pretrained(tmp)
-    tmp.rename(out_dir)
+    try:
+        tmp.rename(out_dir)
+    except OSError:  # another process finished first: keep its folder
+        if not (out_dir / "model.safetensors").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -46,16 +46,22 @@ def space_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(space_url):
-    playwright = pytest.importorskip("playwright.sync_api")
+def playwright():
+    """One Playwright driver for the module (its sync API cannot be started twice in one thread)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is not installed: run `make install-dev` (it reads packages-dev.txt)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
-        page.goto(space_url)
-        yield page
-        browser.close()
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(space_url, playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(space_url)
+    yield page
+    browser.close()
 
 
 def no_errors(page):
@@ -158,3 +164,60 @@ def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, 
     number.press("Enter")
     page.wait_for_function("() => document.querySelector('#fit-summary').innerText.includes('σ = 12,')",
                            timeout=30_000)
+
+
+def test_commands_tab_records_from_a_fake_microphone(space_url, playwright, tmp_path):
+    """Chromium's fake microphone plays an espeak-ng recording of "left"; the test records, stops, submits, and
+    reads the word from the page."""
+    import numpy as np
+    from espeak import speak, write_wav
+
+    from dlhub import audio
+
+    x, rate = speak("left", "en-us", silence_s=0.6)
+    wav = write_wav(tmp_path / "left.wav", np.round(audio.resample(x / 32768, rate, 48000) * 32767).astype(np.int16),
+                    48000)
+    microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={wav}"]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + microphone)
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(space_url)
+        page.get_by_role("tab", name="Voice commands").click()
+        box = page.locator("#commands-input")
+        box.get_by_role("button", name="Record", exact=True).click()
+        page.wait_for_timeout(2500)  # the file is 1.9 s long: at least one whole "left"
+        box.get_by_role("button", name="Stop", exact=True).click()
+        verdict = page.locator("#commands-verdict")
+        verdict.get_by_text("left").first.wait_for(timeout=60_000)  # a finished recording is recognised at once
+        with page.expect_response(lambda r: "/queue/join" in r.url) as submitted:  # and again on demand
+            page.locator("#commands-submit").click()
+        assert submitted.value.ok
+        page.wait_for_timeout(3000)  # an error (e.g. the recording not received) would show as a toast by now
+        verdict.get_by_text("left").first.wait_for(timeout=60_000)
+        assert "left" in page.locator("#commands-label").inner_text()
+        no_errors(page)
+        screenshot(page, "commands")
+    finally:
+        browser.close()
+
+
+def test_landmarks_tab_finds_68_points_on_the_astronaut(page, space_url, tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    page.goto(space_url)  # a fresh page: no toast left by the bad-upload test
+    page.get_by_role("tab", name="Face landmarks").click()
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    page.locator("#landmarks-input input[type=file]").set_input_files(str(photo))
+    page.locator("#landmarks-summary").get_by_text("1 face").wait_for(timeout=60_000)
+    page.get_by_text("Coordinates (pixels of the photo)").click()
+    link = page.locator("#landmarks-csv a").first
+    link.wait_for(timeout=30_000)
+    rows = page.request.get(link.get_attribute("href")).text().strip().splitlines()
+    assert rows[0] == "face,point,x,y" and len(rows) == 1 + 68
+    points = [tuple(map(float, r.split(",")[2:])) for r in rows[1:]]
+    assert all(140 < x < 350 and 20 < y < 280 for x, y in points), points  # all inside her face (box ≈ 175–320)
+    screenshot(page, "landmarks")
+    no_errors(page)

@@ -145,3 +145,93 @@ def test_signs_tab_bad_files(tmp_path):
         signs.classify(str(huge))
     with pytest.raises(gr.Error, match="No image"):
         signs.classify(None)
+
+
+def test_commands_tab_hears_each_example_and_plots_it():
+    from spaces import commands
+
+    examples = commands.examples()
+    assert len(examples) == len(commands.EXAMPLE_WORDS)
+    for path, (word, _) in zip(examples, commands.EXAMPLE_WORDS):
+        scores, verdict, figure = commands.recognise(path)
+        assert next(iter(scores)) == word and len(scores) == 3 and f"**{word}**" in verdict
+        assert len(figure.axes) == 2
+
+
+def test_commands_tab_any_format_and_rate(tmp_path):
+    import subprocess
+
+    from espeak import speak, write_wav
+
+    from dlhub import audio
+    from spaces import commands
+
+    x, rate = speak("left", "en-us")
+    stereo_48k = np.round(np.stack([audio.resample(x / 32768, rate, 48000)] * 2, 1) * 20000).astype(np.int16)
+    wav = write_wav(tmp_path / "left.wav", stereo_48k, 48000)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", wav, "-ar", "8000", str(tmp_path / "left.ogg")], check=True)
+    for path in (wav, tmp_path / "left.ogg"):
+        scores, verdict, _ = commands.recognise(str(path))
+        assert next(iter(scores)) == "left", (path, scores)
+
+
+def test_commands_tab_silence_short_and_broken_files(tmp_path):
+    from espeak import write_wav
+
+    from spaces import commands
+
+    quiet = np.random.default_rng(0).normal(0, 20, 32000).astype(np.int16)
+    scores, verdict, _ = commands.recognise(write_wav(tmp_path / "quiet.wav", quiet, 16000))
+    assert scores is None and "No command heard" in verdict
+    with pytest.raises(gr.Error, match="0.01 s long"):
+        commands.recognise(write_wav(tmp_path / "short.wav", quiet[:160], 16000))
+    (tmp_path / "fake.wav").write_bytes(b"RIFF not really a wave file" * 20)
+    with pytest.raises(gr.Error, match="not audio that can be read"):
+        commands.recognise(str(tmp_path / "fake.wav"))
+    with pytest.raises(gr.Error, match="No audio"):
+        commands.recognise(None)
+
+
+def test_commands_tab_continuous_mode_lists_words_as_they_end():
+    from espeak import speak
+
+    from spaces import commands
+
+    words = ["up", "stop", "go"]
+    parts = [speak(w, "en", silence_s=0.5) for w in words]
+    stream = np.concatenate([p for p, _ in parts])
+    rate, state, shown = parts[0][1], None, ""
+    for i in range(0, len(stream), rate // 2):  # half-second chunks, as the browser streams them
+        shown, state = commands.listen((rate, stream[i:i + rate // 2]), state)
+    shown, state = commands.listen((rate, np.zeros(rate, np.int16)), state)  # a pause ends the last word
+    assert [w for _, w in state["heard"]] == words, shown
+    assert all(f"**{w}**" in shown for w in words)
+
+
+def test_landmarks_tab_draws_the_astronaut_and_lists_68_points():
+    from spaces import landmarks
+
+    (example,) = landmarks.examples()
+    drawn, rows, table, summary = landmarks.run(example, True, True, True)
+    assert "1 face" in summary and len(rows) == 68 and rows[0][:2] == [1, 1]
+    assert drawn.size == (512, 512)
+    with open(table) as f:
+        assert f.readline().strip() == "face,point,x,y" and len(f.readlines()) == 68
+    plain, *_ = landmarks.run(example, False, False, False)
+    assert np.asarray(plain).tolist() != np.asarray(drawn).tolist()  # the toggles change the drawing
+
+
+def test_landmarks_tab_no_face_and_bad_files(tmp_path):
+    from PIL import Image
+
+    from spaces import landmarks
+
+    sky = tmp_path / "sky.png"
+    Image.new("RGB", (400, 300), (120, 170, 230)).save(sky)
+    drawn, rows, table, summary = landmarks.run(str(sky), True, True, False)
+    assert rows == [] and table is None and "No face found" in summary
+    (tmp_path / "fake.jpg").write_bytes(b"not an image")
+    with pytest.raises(gr.Error, match="not an image"):
+        landmarks.run(str(tmp_path / "fake.jpg"), True, True, False)
+    with pytest.raises(gr.Error, match="No image"):
+        landmarks.run(None, True, True, False)

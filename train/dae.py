@@ -27,10 +27,9 @@ from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_
 from dlhub.data.faces import faces_array, load_faces, read_face_folder
 from dlhub.denoise import Denoiser, add_noise
 from dlhub.errors import DataError
-from dlhub.hub import push_folder, save_model_folder
 from dlhub.metrics import psnr
 from dlhub.plots import plot_denoising_grid, plot_history
-from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, save_checkpoint
+from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push, save_checkpoint
 
 TEST_SIGMAS = (0.1, 0.2, 0.3)
 EVAL_NOISE_SEED = 1234  # the same noisy validation/test images in every run and epoch
@@ -193,11 +192,7 @@ def main(args: argparse.Namespace) -> dict:
                                                                                     "val_psnr_noisy"]},
                 best_epoch=state["best_epoch"]),
         }
-        folder = save_model_folder(final, args.output_dir, card=model_card(args, metrics),
-                                   metrics=metrics, figures=figures)
-        accelerator.print(f"saved {folder}")
-        if args.push_to_hub:
-            accelerator.print(f"pushed to {push_folder(folder, args.hub_model_id, private=args.hub_private_repo)}")
+        save_and_push(accelerator, final, args, model_card(args, metrics), metrics, figures)
     accelerator.wait_for_everyone()
     return metrics
 

@@ -30,11 +30,11 @@ from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_
 from dlhub.data import is_hub_id
 from dlhub.data.gtsrb import load_gtsrb, to_tensors
 from dlhub.errors import DataError
-from dlhub.hub import push_folder, save_model_folder
 from dlhub.metrics import load_metric
 from dlhub.plots import plot_confusion_matrix, plot_history, plot_image_grid
 from dlhub.signs import SignClassifier
-from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, save_checkpoint
+from dlhub.training import (classify_loader, cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push,
+                            save_checkpoint)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,6 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images as stored → the model's [0, 1] floats."""
+    return images.float() / 255.0
+
+
 def augment(x: torch.Tensor) -> torch.Tensor:
     """Per-image small affine (rotation ±12°, scale 0.88–1.12, shift ±8%, shear ±6°) and colour jitter.
     Never a flip: a mirrored 'turn left' sign is a 'turn right' sign."""
@@ -86,21 +91,6 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = mean + (x - mean) * u(0.7, 1.3).view(-1, 1, 1, 1)  # contrast
     return (x * u(0.7, 1.3).view(-1, 1, 1, 1)).clamp(0, 1)  # brightness
-
-
-@torch.no_grad()
-def predict_loader(model, loader, accelerator) -> tuple[np.ndarray, np.ndarray, float]:
-    """(probabilities, labels, mean loss) over a loader, gathered across processes without padding duplicates."""
-    model.eval()
-    probs, labels, losses = [], [], []
-    for images, target in loader:
-        logits = model(images.float() / 255.0)
-        loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
-        logits, target, loss = accelerator.gather_for_metrics((logits, target, loss))
-        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
-        labels.append(target.cpu().numpy())
-        losses.append(loss.float().cpu().numpy())
-    return np.concatenate(probs), np.concatenate(labels), float(np.concatenate(losses).mean())
 
 
 def prediction_grid(images: torch.Tensor, probs: np.ndarray, labels: np.ndarray, names: list[str], picks, title: str):
@@ -166,7 +156,7 @@ def main(args: argparse.Namespace) -> dict:
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process,
                    leave=False)
         for images, target in bar:
-            x = augment(images.float() / 255.0)
+            x = augment(as_float(images))
             with accelerator.autocast():
                 logits = model(x)
                 loss = torch.nn.functional.cross_entropy(logits, target, label_smoothing=args.label_smoothing)
@@ -182,7 +172,7 @@ def main(args: argparse.Namespace) -> dict:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         stats = torch.tensor([loss_sum, correct, total], device=accelerator.device)
         loss_sum, correct, total = accelerator.reduce(stats, reduction="sum").tolist()
-        probs, labels, val_loss = predict_loader(evaluated(), val_loader, accelerator)
+        probs, labels, val_loss = classify_loader(evaluated(), val_loader, accelerator, as_float)
         val_accuracy = float((probs.argmax(1) == labels).mean())
         history = state["history"]
         for key, value in (("train_loss", loss_sum / total), ("train_accuracy", correct / total),
@@ -217,7 +207,7 @@ def main(args: argparse.Namespace) -> dict:
     final = SignClassifier(blocks=args.blocks, input_size=args.input_size, labels=names)
     final.load_state_dict(best_weights)
     final = accelerator.prepare(final)
-    probs, labels, test_loss = predict_loader(final, test_loader, accelerator)
+    probs, labels, test_loss = classify_loader(final, test_loader, accelerator, as_float)
     predicted = probs.argmax(1)
     accuracy = load_metric("accuracy").compute(predictions=predicted, references=labels)["accuracy"]
     confusion = np.zeros((len(names), len(names)), dtype=np.int64)
@@ -229,7 +219,7 @@ def main(args: argparse.Namespace) -> dict:
                "epochs": args.epochs, "parameters": n_params, "wall_time_s": round(time.time() - start, 1),
                "per_class_accuracy": per_class}
     accelerator.print({k: v for k, v in metrics.items() if k != "per_class_accuracy"})
-    val_probs, val_labels, _ = predict_loader(final, val_loader, accelerator)  # every process joins the gather
+    val_probs, val_labels, _ = classify_loader(final, val_loader, accelerator, as_float)  # all processes join
 
     if accelerator.is_main_process:
         wrong = np.flatnonzero(predicted != labels)
@@ -247,11 +237,8 @@ def main(args: argparse.Namespace) -> dict:
                 np.random.default_rng(0).choice(len(val_labels), min(20, len(val_labels)), replace=False),
                 "validation predictions (final model)"),
         }
-        folder = save_model_folder(accelerator.unwrap_model(final), args.output_dir,
-                                   card=model_card(args, metrics, names), metrics=metrics, figures=figures)
-        accelerator.print(f"saved {folder}")
-        if args.push_to_hub:
-            accelerator.print(f"pushed to {push_folder(folder, args.hub_model_id, private=args.hub_private_repo)}")
+        save_and_push(accelerator, accelerator.unwrap_model(final), args, model_card(args, metrics, names), metrics,
+                      figures)
     accelerator.wait_for_everyone()
     return metrics
 

@@ -20,10 +20,10 @@ from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_
 from dlhub.data import to_numpy
 from dlhub.data.task1 import load_task1
 from dlhub.errors import DataError
-from dlhub.hub import push_folder, save_model_folder
 from dlhub.metrics import load_metric
 from dlhub.plots import plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves, plot_regression
 from dlhub.regression import RegressionModel, irls, select_sigma, train_logistic
+from dlhub.training import save_and_push
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -101,11 +101,7 @@ def main(args: argparse.Namespace) -> dict:
             "training_curves.png": plot_logistic_curves({"constant lr": plain, f"decay {args.lr_decay}": decayed}),
         }
         card = model_card(args, metrics)
-        folder = save_model_folder(model, args.output_dir, card=card, metrics=metrics, figures=figures)
-        accelerator.print(f"saved {folder}")
-        if args.push_to_hub:
-            url = push_folder(folder, args.hub_model_id, private=args.hub_private_repo)
-            accelerator.print(f"pushed to {url}")
+        save_and_push(accelerator, model, args, card, metrics, figures)
     accelerator.wait_for_everyone()
     return metrics
 

@@ -1,0 +1,105 @@
+"""Spoken commands: latency of one 1-second command from waveform to label on this CPU, beside Whisper's own 30 s
+padding, and the bundled model's accuracy on the validation speakers, clean and with added noise.
+
+    python benchmarks/commands.py                       # prints a Markdown table
+    python benchmarks/commands.py --json results.json   # and writes the numbers
+
+Latency: `model.predict([samples], 16000)` end to end (speech detection, Whisper log-mel, encoder, pooling, head).
+The reference runs the same encoder the way Whisper is usually called: `WhisperFeatureExtractor` padding to 30 s and
+the full 1500-position encoder. Accuracy needs ../shared/data/speech_commands (validation speakers only: the test
+speakers stay for the training script's single final evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from timing import latency_ms, throughput  # benchmarks/timing.py (scripts run from their folder)
+
+import dlhub
+from dlhub.commands import CommandClassifier
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def whisper_30s(model: CommandClassifier):
+    """The same encoder weights run on 30 s of padding, as transformers' Whisper pipeline does."""
+    from transformers import WhisperFeatureExtractor, WhisperModel
+
+    from dlhub.commands import CACHE_DIR
+    from dlhub.whisper_ct2 import convert_whisper_base
+
+    encoder = WhisperModel.from_pretrained(convert_whisper_base(CACHE_DIR / "whisper-base")).encoder.eval()
+    extractor = WhisperFeatureExtractor()
+
+    def run(x: np.ndarray):
+        mel = extractor(x, sampling_rate=16000, return_tensors="pt").input_features  # (1, 80, 3000)
+        return encoder(mel).last_hidden_state
+
+    return run
+
+
+def validation_accuracy(model: CommandClassifier, data_dir: Path) -> dict:
+    sys.path.insert(0, str(ROOT / "train"))
+    from commands import augment, decode  # the training script's own decoding and augmentation
+
+    from dlhub.data.speech_commands import load_speech_commands
+
+    split = load_speech_commands(data_dir)["validation"]
+    waves, labels = decode(split, model.window), np.array(split["label"])
+    out = {"val_clips": len(labels)}
+    for name, x in (("clean", waves), ("noisy", augment(waves, np.random.default_rng(123)))):
+        features = torch.cat([model.features(torch.from_numpy(x[i:i + 64])) for i in range(0, len(x), 64)])
+        out[f"val_accuracy_{name}"] = float((model(features).argmax(1).numpy() == labels).mean())
+    return out
+
+
+def main() -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="a model folder or Hub repo id (default: dlhub.load('commands'))")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "speech_commands"))
+    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+
+    model = dlhub.load("commands", args.model).eval()
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    clip = (0.3 * np.sin(2 * np.pi * 220 * t) * np.exp(-((t - 0.5) / 0.15) ** 2)).astype(np.float32)
+    clip += rng.normal(0, 0.003, 16000).astype(np.float32)  # a voiced burst mid-clip: latency does not depend on words
+    reference = whisper_30s(model)
+    with torch.inference_mode():
+        results = {"threads": torch.get_num_threads()}
+        results["latency_ms"], results["latency_p95_ms"] = latency_ms(lambda: model.predict([clip], 16000),
+                                                                      args.repeats)
+        results["whisper_30s_latency_ms"], results["whisper_30s_latency_p95_ms"] = latency_ms(
+            lambda: reference(clip), max(5, args.repeats // 10))
+        batch = [clip] * 32
+        results["clips_per_s"] = throughput(lambda b: model.predict(b, 16000), batch, args.seconds)
+        if Path(args.data_dir).is_dir():
+            results.update(validation_accuracy(model, Path(args.data_dir)))
+    results["speedup_vs_30s"] = results["whisper_30s_latency_ms"] / results["latency_ms"]
+    print(f"Spoken commands, one 1-second clip, {results['threads']} CPU threads\n")
+    print("| pipeline | latency, one clip (ms, median / p95) | throughput (clips/s, batch 32) |")
+    print("|---|---|---|")
+    print(f"| bundled: speech window 1 s + 1 s silence, 100 encoder positions | {results['latency_ms']:.1f} / "
+          f"{results['latency_p95_ms']:.1f} | {results['clips_per_s']:.0f} |")
+    print(f"| Whisper's usual 30 s padding, 1500 positions (encoder only) | {results['whisper_30s_latency_ms']:.0f} / "
+          f"{results['whisper_30s_latency_p95_ms']:.0f} | |")
+    print(f"\nspeed-up over 30 s padding: {results['speedup_vs_30s']:.1f}×; target: under 60 ms per clip")
+    if "val_clips" in results:
+        print(f"validation speakers ({results['val_clips']} clips): accuracy {results['val_accuracy_clean']:.4f} "
+              f"clean, {results['val_accuracy_noisy']:.4f} with the training augmentation (speed, shift, noise)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Audio in any shape a user or a browser sends it → 16 kHz mono float32, and where in it someone speaks.
+
+The energy detector below is deliberately simple (20 ms frames, a threshold relative to the clip's own noise floor
+and an absolute floor for near-silence): it needs no model download, runs in well under a millisecond per second of
+audio, and is what decides "no command heard" instead of letting the classifier guess on silence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dlhub.errors import DataError
+
+SAMPLING_RATE = 16_000
+FRAME_S = 0.02
+MIN_SPEECH_DBFS = -50.0  # quieter than this is silence, whatever the noise floor
+SPEECH_OVER_FLOOR_DB = 12.0  # a frame is speech when this much louder than the clip's quietest frames
+MIN_SPEECH_S = 0.08
+MERGE_GAP_S = 0.25  # pauses shorter than this stay inside one word ("st-op")
+
+
+def to_mono_float(samples, name: str = "audio") -> np.ndarray:
+    """int8/16/32, uint8 or float samples, shaped (T,), (T, C) or (C, T) with C ≤ 8 → float32 (T,) in about [-1, 1]."""
+    a = np.asarray(samples)
+    if a.size == 0:
+        raise DataError(f"{name} is empty")
+    if a.dtype.kind not in "iuf":
+        raise DataError(f"{name} has samples of type {a.dtype}: expected numbers")
+    if a.ndim == 2:
+        channels_axis = 1 if a.shape[1] <= 8 and a.shape[1] < a.shape[0] else 0
+        a = a.astype(np.float32).mean(axis=channels_axis) if a.dtype.kind == "f" else _scale(a).mean(axis=channels_axis)
+    elif a.ndim != 1:
+        raise DataError(f"{name} has shape {a.shape}: expected samples (T,) or (T, channels)")
+    x = a.astype(np.float32) if a.dtype.kind == "f" else _scale(a)
+    if not np.isfinite(x).all():
+        raise DataError(f"{name} contains NaN or infinite samples")
+    return x
+
+
+def _scale(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
+        half = float(np.iinfo(a.dtype).max + 1) / 2
+        return ((a.astype(np.float32) - half) / half).astype(np.float32)
+    return (a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)).astype(np.float32)
+
+
+def resample(x: np.ndarray, sampling_rate: int, target: int = SAMPLING_RATE) -> np.ndarray:
+    if not sampling_rate or sampling_rate < 1000:
+        raise DataError(f"sampling rate {sampling_rate} Hz is not audio: expected e.g. 8000, 16000, 44100 or 48000")
+    if sampling_rate == target:
+        return x
+    import torchaudio.functional as F
+
+    return F.resample(torch.from_numpy(np.ascontiguousarray(x)), int(sampling_rate), target).numpy()
+
+
+def prepare(samples, sampling_rate: int, name: str = "audio") -> np.ndarray:
+    """Any samples at any rate → float32 mono at 16 kHz."""
+    return resample(to_mono_float(samples, name), sampling_rate)
+
+
+def frame_dbfs(x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Loudness of each 20 ms frame in dB relative to full scale."""
+    n = int(FRAME_S * sampling_rate)
+    frames = x[: len(x) // n * n].reshape(-1, n) if len(x) >= n else x[None]
+    return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+
+
+def find_speech(x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> list[tuple[float, float]]:
+    """(start s, end s) of each stretch of speech, louder than both the absolute floor and the clip's noise floor."""
+    db = frame_dbfs(x, sampling_rate)
+    floor = np.percentile(db, 10)
+    threshold = max(MIN_SPEECH_DBFS, floor + SPEECH_OVER_FLOOR_DB if len(db) >= 25 else MIN_SPEECH_DBFS)
+    loud = db > threshold
+    segments, start = [], None
+    for i, on in enumerate(np.append(loud, False)):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            segments.append([start * FRAME_S, i * FRAME_S])
+            start = None
+    merged: list[list[float]] = []
+    for s in segments:
+        if merged and s[0] - merged[-1][1] < MERGE_GAP_S:
+            merged[-1][1] = s[1]
+        else:
+            merged.append(s)
+    return [(s, e) for s, e in merged if e - s >= MIN_SPEECH_S]
+
+
+def window(x: np.ndarray, start_s: float, end_s: float, length: int, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """`length` samples centred on [start_s, end_s] (zero-padded at the clip's edges)."""
+    centre = int((start_s + end_s) / 2 * sampling_rate)
+    begin = max(0, min(centre - length // 2, len(x) - length))
+    out = x[begin:begin + length]
+    return np.pad(out, (0, length - len(out))) if len(out) < length else out
+
+
+def load_audio_file(path, max_seconds: float | None = None) -> tuple[np.ndarray, int, float]:
+    """(samples (T,) float32 mono, sampling rate, full duration s) of any file ffmpeg reads (wav, flac, mp3, ogg,
+    webm…); only the first `max_seconds` are decoded."""
+    from torchcodec.decoders import AudioDecoder
+
+    try:
+        decoder = AudioDecoder(str(path))
+        duration = float(decoder.metadata.duration_seconds or 0.0)
+        samples = (decoder.get_samples_played_in_range(0.0, max_seconds) if max_seconds and duration > max_seconds
+                   else decoder.get_all_samples())
+    except (RuntimeError, ValueError, OSError):  # ffmpeg's own message names internal paths, not the fix
+        raise DataError("this file is not audio that can be read (wav, flac, mp3, ogg, webm…)") from None
+    x = samples.data.numpy()
+    if x.size == 0:
+        raise DataError("the audio file holds no samples")
+    rate = int(samples.sample_rate)
+    return to_mono_float(x.T if x.ndim == 2 else x), rate, duration or x.shape[-1] / rate

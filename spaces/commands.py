@@ -1,0 +1,196 @@
+"""Tab "Voice commands": record or upload a command word; or speak continuously and watch the commands appear.
+
+Whatever arrives (44.1 kHz stereo from the browser, 8 kHz, mp3/ogg/webm) becomes 16 kHz mono; an energy detector
+finds the speech, so silence or noise alone gives "no command heard" rather than a guess.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import shutil
+import subprocess
+import wave
+
+import gradio as gr
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+import dlhub
+from dlhub import audio
+from dlhub.errors import DataError, DLHubError
+from dlhub.hub import read_metrics
+from spaces.common import EXAMPLES_DIR, user_error
+
+TITLE = "Voice commands"
+MAX_SECONDS = 60.0  # longer uploads are cut (with a warning): a command is a second long
+MIN_SECONDS = 0.1
+SURE = 0.5  # below this top probability the answer says it is unsure
+# (word, espeak-ng voice): synthetic speakers the model never heard in training, all recognised by the bundled model
+EXAMPLE_WORDS = [("yes", "en"), ("stop", "en-us"), ("left", "en+f3"), ("go", "en-us+m3"), ("down", "en")]
+
+
+@functools.cache
+def model():
+    m = dlhub.load("commands")
+    m.predict([np.zeros(1600, np.float32)], audio.SAMPLING_RATE)  # builds the encoder now, not on the first request
+    return m
+
+
+def examples() -> list[str]:
+    """Commands spoken by espeak-ng with 0.4 s of silence around them, written once at start-up."""
+    if shutil.which("espeak-ng") is None:
+        return []
+    paths = []
+    for word, voice in EXAMPLE_WORDS:
+        path = EXAMPLES_DIR / f"command_{word}.wav"
+        if not path.is_file():
+            EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+            spoken = subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "--stdout", word], check=True,
+                                    capture_output=True, timeout=30).stdout
+            write_wav(path, spoken)
+        paths.append(str(path))
+    return paths
+
+
+def write_wav(path, espeak_wav: bytes, silence_s: float = 0.4) -> None:
+    """espeak-ng's WAV bytes with silence before and after (a fake microphone loops the file: words stay apart)."""
+    with wave.open(io.BytesIO(espeak_wav)) as w:
+        rate, samples = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    pad = np.zeros(int(silence_s * rate), np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.concatenate([pad, samples, pad]).tobytes())
+
+
+def plot_heard(x: np.ndarray, detections: list[dict], chosen: int | None, spectrogram: np.ndarray | None) -> Figure:
+    """The waveform with each stretch of speech shaded (the classified one in orange) and what the encoder saw."""
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    ax_wave, ax_mel = fig.subplots(2, 1, height_ratios=[1, 1.3])
+    t = np.arange(len(x)) / audio.SAMPLING_RATE
+    step = max(1, len(x) // 20_000)  # at most 20k points drawn
+    ax_wave.plot(t[::step], x[::step], lw=0.6, color="#444")
+    for i, d in enumerate(detections):
+        ax_wave.axvspan(d["start"], d["end"], color="tab:orange" if i == chosen else "tab:blue", alpha=0.25)
+        ax_wave.text(d["start"], ax_wave.get_ylim()[1] * 0.85, next(iter(d["scores"])), fontsize=8)
+    ax_wave.set(xlabel="time (s)", ylabel="amplitude", title="what was heard (shaded: speech found)",
+                xlim=(0, max(t[-1], 1e-3)))
+    if spectrogram is not None:
+        ax_mel.imshow(spectrogram, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, spectrogram.shape[1] / 100, 0, spectrogram.shape[0]))
+        ax_mel.set(xlabel="time in the model's window (s)", ylabel="mel band",
+                   title="log-mel spectrogram of the classified word, as the encoder saw it")
+    else:
+        ax_mel.set_axis_off()
+    return fig
+
+
+def recognise(path: str | None):
+    if not path:
+        raise user_error("No audio: record with the microphone, upload a file, or pick an example.")
+    try:
+        x, rate, duration = audio.load_audio_file(path, MAX_SECONDS)
+        x = audio.resample(x, rate)
+    except DataError as err:
+        raise user_error(f"{str(err)[0].upper()}{str(err)[1:]}.") from None
+    if duration > MAX_SECONDS:
+        gr.Warning(f"The recording is {duration:.0f} s long: only its first {MAX_SECONDS:.0f} s were analysed.")
+    if len(x) < MIN_SECONDS * audio.SAMPLING_RATE:
+        raise user_error(f"The recording is {len(x) / audio.SAMPLING_RATE:.2f} s long: say the command in a clip of "
+                         "at least half a second.")
+    try:
+        classifier = model()
+    except DLHubError as err:
+        raise user_error(f"No voice-command model could be loaded: {err}") from None
+    detections = classifier.detect_commands(x, audio.SAMPLING_RATE, top_k=3)
+    if not detections:
+        message = "### No command heard\nOnly silence or noise: speak one of the ten words closer to the microphone."
+        return None, message, plot_heard(x, [], None, None)
+    db = audio.frame_dbfs(x)
+    loudness = [db[int(d["start"] / audio.FRAME_S):int(d["end"] / audio.FRAME_S) + 1].max() for d in detections]
+    chosen = int(np.argmax(loudness))
+    scores = detections[chosen]["scores"]
+    word, p = next(iter(scores.items()))
+    verdict = f"### Heard: **{word}**" if p >= SURE else f"### Not sure: perhaps **{word}**"
+    if len(detections) > 1:
+        verdict += "\nAll the words found, in order: " + ", ".join(
+            f"**{next(iter(d['scores']))}** ({d['start']:.1f}–{d['end']:.1f} s)" for d in detections)
+    clip = audio.window(x, detections[chosen]["start"], detections[chosen]["end"], classifier.window)
+    padded = np.pad(clip, (0, classifier.encoder.window - len(clip)))
+    spectrogram = classifier.encoder.log_mel(torch.from_numpy(padded)[None])[0].numpy()
+    return scores, verdict, plot_heard(x, detections, chosen, spectrogram)
+
+
+def listen(chunk, buffer: dict | None):
+    """Streaming: add the chunk to a 16 kHz buffer; classify each stretch of speech once a pause ends it."""
+    buffer = buffer or {"audio": np.zeros(0, np.float32), "offset": 0.0, "heard": []}
+    if chunk is None:
+        return _heard_list(buffer), buffer
+    rate, samples = chunk
+    try:
+        x = audio.prepare(samples, rate, "the microphone stream")
+    except DataError:
+        return _heard_list(buffer), buffer  # an empty or broken chunk: wait for the next one
+    buffer["audio"] = np.concatenate([buffer["audio"], x])
+    now = len(buffer["audio"]) / audio.SAMPLING_RATE
+    finished = [(s, e) for s, e in audio.find_speech(buffer["audio"]) if e < now - audio.MERGE_GAP_S]
+    if finished:
+        m = model()
+        for s, e in finished:
+            scores = m.predict([audio.window(buffer["audio"], s, e, m.window)], audio.SAMPLING_RATE, top_k=1)[0]
+            (word, p), = scores.items()
+            buffer["heard"].append((buffer["offset"] + s, word if p >= SURE else f"{word}?"))
+        cut = int(finished[-1][1] * audio.SAMPLING_RATE)  # keep only what follows the last word classified
+        buffer["audio"], buffer["offset"] = buffer["audio"][cut:], buffer["offset"] + cut / audio.SAMPLING_RATE
+    elif now > 10:  # a long stretch without a finished word: keep the last 3 s
+        cut = len(buffer["audio"]) - 3 * audio.SAMPLING_RATE
+        buffer["audio"], buffer["offset"] = buffer["audio"][cut:], buffer["offset"] + cut / audio.SAMPLING_RATE
+    return _heard_list(buffer), buffer
+
+
+def _heard_list(buffer: dict) -> str:
+    if not buffer["heard"]:
+        return "*Listening… say a few of the ten words with short pauses between them.*"
+    return "  \n".join(f"`{t:5.1f} s` **{w}**" for t, w in buffer["heard"][-20:])
+
+
+def model_note() -> str:
+    try:
+        m = model()
+    except DLHubError as err:
+        return f"⚠️ No voice-command model could be loaded: {err}"
+    metrics = read_metrics(m)
+    accuracy = (f", accuracy {metrics['test_accuracy']:.3f} on {metrics['test_clips']} clips of "
+                f"{metrics['test_speakers']} speakers it never heard") if metrics else ""
+    return (f"Model: frozen `{m.encoder_name}` + MLP, words: {', '.join(m.labels)}{accuracy}; "
+            f"loaded from {m.source}.")
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("### Say a command\nRecord one word (yes, no, up, down, left, right, on, off, stop, go) in the "
+                "browser, or upload a recording of any length and format.")
+    gr.Markdown(model_note())
+    with gr.Row():
+        with gr.Column():
+            recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="your command",
+                                 elem_id="commands-input")
+            submit = gr.Button("Recognise", variant="primary", elem_id="commands-submit")
+            gr.Examples(examples(), [recording], label="examples spoken by espeak-ng (voices the model never heard)")
+        with gr.Column():
+            label = gr.Label(num_top_classes=3, label="top 3", elem_id="commands-label")
+            verdict = gr.Markdown(elem_id="commands-verdict")
+    heard = gr.Plot(label="waveform and spectrogram")
+    submit.click(recognise, [recording], [label, verdict, heard])
+    # a finished recording, an upload or an example: recognised at once (a cleared input clears the answer)
+    recording.change(lambda p: recognise(p) if p else (None, "", None), [recording], [label, verdict, heard])
+    with gr.Accordion("Continuous: speak and watch the commands appear", open=False):
+        with gr.Row():
+            stream = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone (streaming)")
+            commands = gr.Markdown(_heard_list({"heard": []}), elem_id="commands-stream")
+        state = gr.State(None)
+        stream.stream(listen, [stream, state], [commands, state], stream_every=0.5, time_limit=120,
+                      concurrency_limit=4)
+        gr.Button("Clear").click(lambda: (_heard_list({"heard": []}), None), None, [commands, state])

@@ -1,0 +1,109 @@
+"""Tab "Face landmarks": find every face in a photo, predict its 68 points, draw them, list their coordinates."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image, ImageDraw
+
+import dlhub
+from dlhub.data.landmarks import CONTOURS
+from dlhub.errors import DLHubError
+from dlhub.hub import read_metrics
+from spaces.common import example_file, fit_within, open_image, user_error
+
+TITLE = "Face landmarks"
+MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
+COLUMNS = ["face", "point", "x", "y"]
+
+
+@functools.cache
+def model():
+    m = dlhub.load("landmarks")
+    m.predict([Image.new("RGB", (224, 224))])  # warm-up: the first request is not the slow one
+    return m
+
+
+def examples() -> list[str]:
+    from skimage import data
+
+    return [example_file("astronaut.png", lambda: Image.fromarray(data.astronaut()))]
+
+
+def draw(photo: Image.Image, faces: list[dict], show_points: bool, show_lines: bool, show_boxes: bool) -> Image.Image:
+    canvas = photo.convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    r = max(1.5, min(canvas.size) / 250)
+    for face in faces:
+        p = face["landmarks"]
+        if show_boxes:
+            x, y, w, h = face["box"]
+            pen.rectangle((x, y, x + w, y + h), outline=(255, 200, 0), width=max(1, round(r)))
+        if show_lines:
+            for indices in CONTOURS.values():
+                pen.line([tuple(p[i]) for i in indices], fill=(0, 200, 255), width=max(1, round(r * 0.8)))
+        if show_points:
+            for x, y in p:
+                pen.ellipse((x - r, y - r, x + r, y + r), fill=(255, 40, 40))
+    return canvas
+
+
+def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool):
+    photo, note = fit_within(open_image(path), MAX_SIDE)
+    photo = photo.convert("RGB")
+    try:
+        landmarker = model()
+    except DLHubError as err:
+        raise user_error(f"No landmark model could be loaded: {err}") from None
+    faces = landmarker.detect_and_predict(photo)
+    if not faces:
+        gr.Warning("No face found: use a photo with a frontal face at least about 50 px across.")
+        return photo, [], None, " ".join(t for t in ("**No face found** in this photo.", note) if t)
+    rows = [[i + 1, j + 1, round(float(x), 1), round(float(y), 1)]
+            for i, face in enumerate(faces) for j, (x, y) in enumerate(face["landmarks"])]
+    table = Path(tempfile.mkdtemp(prefix="dlhub-landmarks-")) / "landmarks.csv"
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows([COLUMNS, *rows])
+    summary = f"**{len(faces)} face{'s' if len(faces) > 1 else ''}** found; 68 points each (iBUG numbering from 1)."
+    return draw(photo, faces, show_points, show_lines, show_boxes), rows, str(table), \
+        " ".join(t for t in (summary, note) if t)
+
+
+def model_note() -> str:
+    try:
+        m = model()
+    except DLHubError as err:
+        return f"⚠️ No landmark model could be loaded: {err}"
+    metrics = read_metrics(m)
+    measured = (f", test MSE {metrics['test_mse_px2']:.1f} px² and NME {metrics['test_nme']:.3f} on "
+                f"{metrics['test_faces']} HELEN faces") if metrics else ""
+    return f"Model: `{m.backbone}` backbone + a 136-output head{measured}; loaded from {m.source}."
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("### 68 face landmarks\nUpload a photo, use the webcam, or pick the example: every frontal face is "
+                "found (OpenCV's Haar cascade), cropped like the training faces, and its 68 points are predicted.")
+    gr.Markdown(model_note())
+    with gr.Row():
+        with gr.Column():
+            photo = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="photo",
+                             elem_id="landmarks-input", height=360)
+            with gr.Row():
+                points = gr.Checkbox(True, label="points")
+                lines = gr.Checkbox(True, label="contour lines")
+                boxes = gr.Checkbox(False, label="face boxes")
+            gr.Examples(examples(), [photo])
+        with gr.Column():
+            drawn = gr.Image(label="landmarks", interactive=False, height=360, elem_id="landmarks-output")
+            summary = gr.Markdown(elem_id="landmarks-summary")
+    with gr.Accordion("Coordinates (pixels of the photo)", open=False):
+        table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="landmarks-table", max_height=300)
+        download = gr.File(label="landmarks.csv", elem_id="landmarks-csv")
+    inputs, outputs = [photo, points, lines, boxes], [drawn, table, download, summary]
+    photo.change(lambda p, *toggles: run(p, *toggles) if p else (None, [], None, ""), inputs, outputs)
+    for toggle in (points, lines, boxes):
+        toggle.change(lambda p, *t: run(p, *t) if p else (None, [], None, ""), inputs, outputs)

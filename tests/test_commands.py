@@ -1,0 +1,142 @@
+"""Spoken commands: audio preparation and speech detection, the classifier's contract, the bundled model on voices it
+never heard (espeak-ng), the training script end to end with a push to and pull from the test Hub."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ACCELERATE_CPU, run_script
+from espeak import VOICES, speak, write_wav
+
+import dlhub
+from dlhub import audio
+from dlhub.commands import CommandClassifier, pool
+from dlhub.data.speech_commands import WORDS
+from dlhub.errors import DataError
+
+
+def burst(seconds: float = 2.0, at: float = 0.8, length: float = 0.3, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * 300 * t) * ((t >= at) & (t < at + length))
+    return (x + np.random.default_rng(0).normal(0, 1e-3, len(t))).astype(np.float32)
+
+
+def test_to_mono_float_reads_every_sample_format():
+    assert np.allclose(audio.to_mono_float(np.array([0, 16384, -32768], np.int16)), [0, 0.5, -1])
+    assert np.allclose(audio.to_mono_float(np.array([128, 255, 0], np.uint8)), [0, 127 / 128, -1])
+    assert np.allclose(audio.to_mono_float(np.array([2 ** 30], np.int32)), [0.5])
+    stereo = np.stack([np.ones(100), -np.ones(100) * 0.5], 1).astype(np.float32)  # (T, 2)
+    assert np.allclose(audio.to_mono_float(stereo), 0.25) and audio.to_mono_float(stereo.T).shape == (100,)
+    for bad, message in [(np.array([]), "empty"), (np.array([0.1, np.nan]), "NaN"), (np.array(["a"]), "numbers"),
+                         (np.zeros((2, 2, 2)), "shape")]:
+        with pytest.raises(DataError, match=message):
+            audio.to_mono_float(bad)
+
+
+def test_resample_and_speech_detection():
+    x = burst(rate=44100)
+    y = audio.resample(x, 44100)
+    assert abs(len(y) - 32000) <= 1
+    (start, end), = audio.find_speech(y)
+    assert abs(start - 0.8) < 0.03 and abs(end - 1.1) < 0.03
+    assert audio.find_speech(np.random.default_rng(0).normal(0, 1e-3, 32000).astype(np.float32)) == []  # -60 dBFS
+    assert audio.find_speech(np.zeros(16000, np.float32)) == []
+    w = audio.window(y, start, end, 16000)
+    assert len(w) == 16000 and np.argmax(np.abs(w)) in range(8000 - 2800, 8000 + 2800)  # the burst in the middle
+    with pytest.raises(DataError, match="sampling rate"):
+        audio.resample(y, 0)
+
+
+def test_pool_means_over_the_clip_and_maxes_over_the_window():
+    states = torch.arange(2 * 1 * 4 * 3, dtype=torch.float32).reshape(2, 1, 4, 3)  # (L + 1, B, T, d)
+    features = pool(states, [1], clip_positions=2)
+    assert torch.equal(features[0], torch.cat([states[1, 0, :2].mean(0), states[1, 0].amax(0)]))
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return dlhub.load("commands")
+
+
+def test_bundled_model_contract(bundled):
+    assert bundled.labels == WORDS and bundled.encoder_name == "openai/whisper-base"
+    x, rate = speak("stop")
+    stereo_44k = np.stack([audio.resample(x / 32768, rate, 44100)] * 2, 1)
+    out = bundled.predict([x, stereo_44k, burst()], sampling_rate=rate)
+    assert len(out) == 3 and all(set(p) == set(WORDS) and abs(sum(p.values()) - 1) < 1e-4 for p in out)
+    assert list(out[0].values()) == sorted(out[0].values(), reverse=True)
+    with pytest.raises(DataError, match="list of clips"):
+        bundled.predict(x, rate)
+    assert bundled.predict([], 16000) == []
+
+
+@pytest.mark.parametrize("voice", VOICES)
+def test_bundled_model_recognises_unseen_synthetic_voices(bundled, voice):
+    """espeak-ng speakers are nowhere in the training data; allow one miss in ten words per voice."""
+    clips = [speak(w, voice) for w in WORDS]
+    predicted = [next(iter(p)) for p in bundled.predict([c for c, _ in clips], clips[0][1])]
+    assert sum(p == w for p, w in zip(predicted, WORDS)) >= 9, predicted
+
+
+def test_detect_commands_finds_each_word_in_a_long_recording(bundled):
+    parts = [speak(w, "en-us", silence_s=0.6) for w in ("go", "left", "yes")]
+    recording = np.concatenate([p for p, _ in parts])
+    found = bundled.detect_commands(recording, parts[0][1])
+    assert [next(iter(d["scores"])) for d in found] == ["go", "left", "yes"]
+    assert all(0 <= d["start"] < d["end"] <= len(recording) / parts[0][1] for d in found)
+    assert bundled.detect_commands(np.zeros(48000), 48000) == []
+
+
+@pytest.fixture(scope="module")
+def spoken_folder(tmp_path_factory):
+    """Speech Commands layout: the four espeak-ng voices are four speakers, each saying every word at 16 kHz."""
+    root = tmp_path_factory.mktemp("commands")
+    for s, voice in enumerate(VOICES):
+        for word in WORDS:
+            x, rate = speak(word, voice, silence_s=0.1)
+            y = audio.window(audio.resample(x / 32768.0, rate), 0, len(x) / rate, 16000)
+            (root / word).mkdir(exist_ok=True)
+            write_wav(root / word / f"voice{s}00_nohash_0.wav", np.round(y * 32767).astype(np.int16), 16000)
+    return root
+
+
+def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
+    out = tmp_path / "model"
+    result = run_script(*ACCELERATE_CPU, "train/commands.py", "--dataset", str(spoken_folder), "--output-dir",
+                        str(out), "--cache_dir", str(tmp_path / "cache"), "--epochs", "3", "--augment_copies", "1",
+                        "--hidden", "32", "--layers", "6", "--push_to_hub", "--hub_model_id", "test-org/commands-tiny")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_clips"] == 10 and set(metrics["per_word_accuracy"]) == set(WORDS)
+    written = {p.name for p in out.iterdir()}
+    assert {"training_curves.png", "confusion_matrix.png", "README.md", "config.json"} <= written
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4  # train, one augmented copy, validation, test
+    local, pulled = dlhub.load("commands", out), dlhub.load("commands", "test-org/commands-tiny")
+    assert pulled.layers == [6] and pulled.encoder_name == "openai/whisper-base"
+    x, rate = speak("no")
+    assert local.predict([x], rate) == pulled.predict([x], rate)
+    for name, tensor in local.state_dict().items():
+        assert torch.equal(tensor, pulled.state_dict()[name]), name
+
+
+def test_train_script_bad_arguments_are_one_line(tmp_path, spoken_folder):
+    result = run_script(sys.executable, "train/commands.py", "--dataset", str(tmp_path / "absent"))
+    assert result.returncode != 0 and "pass --dataset" in result.stderr and "Traceback" not in result.stderr
+    result = run_script(sys.executable, "train/commands.py", "--dataset", str(spoken_folder), "--layers", "9",
+                        "--output-dir", str(tmp_path / "o"))
+    assert result.returncode != 0 and "hidden states 0–6" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_encoder_names_the_offline_one():
+    from dlhub.commands import SpeechEncoder
+    from dlhub.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="openai/whisper-base"):
+        SpeechEncoder("facebook/wav2vec2-base-960h")
+
+
+def test_classifier_shapes():
+    model = CommandClassifier(layers=(2, 6), hidden=16)
+    assert model(torch.zeros(3, 2 * 2 * 512)).shape == (3, 10)

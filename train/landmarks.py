@@ -1,0 +1,268 @@
+"""Face landmarks (course Task 4): transfer learning from an ImageNet backbone to 68 points; saved, published.
+
+    accelerate launch train/landmarks.py --dataset ../shared/data/landmarks/helen               # offline backbone
+    accelerate launch train/landmarks.py --backbone resnet50                                     # the course's (Hub)
+    accelerate launch train/landmarks.py --unfreeze_schedule                                     # backbone stays frozen
+    accelerate launch train/landmarks.py --push_to_hub --hub_model_id ORG/NAME                   # + timm Hub format
+
+--dataset: a folder of images with iBUG .pts files (or trainset/ + testset/), the PyTorch tutorial folder
+(face_landmarks.csv), the course's face_landmark.npz, a saved dataset or a Hub dataset id. Validation = 10% of the
+training photos; the test split is only evaluated at the end. The backbone starts frozen; --unfreeze_schedule E1 E2 …
+unfreezes its top stage at epoch E1, the next one down at E2, and so on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from dlhub.backbones import BACKBONES, pretrained_state_dict
+from dlhub.cards import Metric, render_model_card
+from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
+from dlhub.data import is_hub_id
+from dlhub.data.landmarks import load_landmarks, to_tensors
+from dlhub.errors import DataError
+from dlhub.landmarks import LandmarkModel, augment, nme
+from dlhub.plots import plot_cumulative_error, plot_history, plot_landmark_grid
+from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push, save_checkpoint
+
+REPORT_SIZE = 224
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="data/landmarks")
+    p.add_argument("--output-dir", default="outputs/landmarks")
+    p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
+    p.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(BACKBONES))
+    p.add_argument("--input_size", type=int, default=128, help="crops are resized to this (points scale with them)")
+    p.add_argument("--epochs", type=int, default=36)
+    p.add_argument("--unfreeze_schedule", type=int, nargs="*", default=[2, 3, 4, 5, 6, 7, 8, 9],
+                   help="epochs at which the next backbone stage (from the top) starts training; none: stay frozen")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3, help="the new head's learning rate")
+    p.add_argument("--backbone_lr", type=float, default=1e-3)
+    p.add_argument("--weight_decay", type=float, default=1e-4, help="head only: frozen weights must stay exact")
+    p.add_argument("--drop_rate", type=float, default=0.2)
+    p.add_argument("--loss", choices=["mse", "l1"], default="l1", help="mse: the course's; l1 weighs small errors more")
+    p.add_argument("--max_train_samples", type=int, default=None, help="for quick experiments")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
+    add_hub_arguments(p, "model")
+    args = p.parse_args(argv)
+    check_hub_arguments(args, "model")
+    if not Path(args.dataset).exists() and not is_hub_id(args.dataset):
+        raise DataError(f"no dataset at {args.dataset}: pass --dataset ../shared/data/landmarks/helen (or a folder "
+                        "with face_landmarks.csv, face_landmark.npz, a saved dataset, a Hub dataset id)")
+    if args.input_size % 32:
+        raise DataError("--input_size must be a multiple of 32 (the backbones downsample 32×)")
+    args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
+    return args
+
+
+def set_trainable(model: LandmarkModel, n_stages: int) -> None:
+    """The head and the top `n_stages` backbone stages train; frozen stages keep their BatchNorm statistics."""
+    stages = model.stages()
+    for i, stage in enumerate(stages):
+        train = i >= len(stages) - n_stages
+        for module in stage:
+            module.requires_grad_(train)
+            module.train(train and model.training)
+
+
+@torch.no_grad()
+def predict_loader(model, loader, accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, true) points in the crop's pixels, gathered across processes without duplicates."""
+    model.eval()
+    predicted, true = [], []
+    for images, points in loader:
+        out = accelerator.gather_for_metrics((model(images.float() / 255.0), points))
+        predicted.append(out[0].float().cpu().numpy())
+        true.append(out[1].cpu().numpy())
+    return np.concatenate(predicted), np.concatenate(true)
+
+
+def main(args: argparse.Namespace) -> dict:
+    # frozen stages get no gradient: data-parallel processes must not wait for one
+    accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    setup_logging(accelerator.is_main_process)
+    set_seed(args.seed)
+    start = time.time()
+
+    # Data: images resized to the input size once (cached), points scaled with them, then to [-1, 1]
+    data = load_landmarks(args.dataset)
+    if "test" not in data:
+        raise DataError(f"{args.dataset} has no test split: the final evaluation needs one (e.g. a testset/ folder)")
+    half = args.input_size / 2
+    px2 = (REPORT_SIZE / 2) ** 2  # [-1, 1] coordinates → px² at 224 × 224 (the course's unit), whatever the input size
+    tensors = {}
+    for split in ("train", "validation", "test"):
+        images, points = to_tensors(data[split], args.input_size, args.checkpoint_dir)
+        tensors[split] = (images, points / half - 1)
+    if args.max_train_samples:
+        tensors["train"] = tuple(t[: args.max_train_samples] for t in tensors["train"])
+    loaders = {split: DataLoader(TensorDataset(*tensors[split]), batch_size=args.batch_size, shuffle=split == "train",
+                                 drop_last=split == "train" and len(tensors[split][0]) > args.batch_size)
+               for split in tensors}
+
+    # Model: ImageNet backbone (never silently random), new head starting from the mean face
+    model = LandmarkModel.create(args.backbone, args.input_size, args.drop_rate)
+    model.load_backbone(pretrained_state_dict(args.backbone))
+    head = model.head()
+    torch.nn.init.normal_(head.weight, std=1e-3)
+    with torch.no_grad():
+        head.bias.copy_(tensors["train"][1].mean(0).flatten())
+    head_params = set(head.parameters())
+    optimizer = torch.optim.AdamW([
+        {"params": list(head_params), "lr": args.lr, "weight_decay": args.weight_decay},
+        {"params": [p for p in model.parameters() if p not in head_params], "lr": args.backbone_lr,
+         "weight_decay": 0.0}])
+    steps = args.epochs * max(len(loaders["train"]), 1)
+    warmup = max(1, steps // 30)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    model, optimizer, scheduler, train_loader, val_loader, test_loader = accelerator.prepare(
+        model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
+    core = accelerator.unwrap_model(model)
+
+    checkpoints, log_file = Path(args.checkpoint_dir), Path(args.checkpoint_dir) / "log.csv"
+    state = {"history": {k: [] for k in ("train_mse_px2", "val_mse_px2", "val_nme")}, "best_mse": float("inf"),
+             "best_epoch": 0, "first_below_650": None}
+    best_weights, first_epoch = None, 1
+    if args.resume_from_checkpoint:
+        path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
+        state, saved = load_checkpoint(accelerator, path)
+        best_weights, first_epoch = saved.get("best_model"), state["epoch"] + 1
+        accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
+
+    for epoch in range(first_epoch, args.epochs + 1):
+        unfrozen = sum(epoch >= e for e in args.unfreeze_schedule)
+        model.train()
+        set_trainable(core, unfrozen)
+        loss_sum, seen = 0.0, 0
+        for images, points in tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs} ({unfrozen} stages unfrozen)",
+                                   leave=False, disable=not accelerator.is_main_process):
+            x, y = augment(images.float() / 255.0, points)
+            with accelerator.autocast():
+                out = model(x).float()
+                loss = torch.nn.functional.mse_loss(out, y) if args.loss == "mse" else (out - y).abs().mean()
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += torch.nn.functional.mse_loss(out.detach(), y).item() * len(y)
+            seen += len(y)
+        totals = accelerator.reduce(torch.tensor([loss_sum, seen], device=accelerator.device), "sum").tolist()
+        predicted, true = predict_loader(model, val_loader, accelerator)
+        val_mse = float(((predicted - true) ** 2).mean()) * px2
+        val_nme = float(nme(predicted, true).mean())
+        history = state["history"]
+        for key, value in (("train_mse_px2", totals[0] / totals[1] * px2), ("val_mse_px2", val_mse),
+                           ("val_nme", val_nme)):
+            history[key].append(value)
+        if val_mse < 650 and state["first_below_650"] is None:
+            state["first_below_650"] = epoch
+        if val_mse < state["best_mse"]:
+            state["best_mse"], state["best_epoch"] = val_mse, epoch
+            best_weights = cpu_state_dict(core)
+        if accelerator.is_main_process:
+            accelerator.print(f"epoch {epoch} ({unfrozen} stages unfrozen): train MSE "
+                              f"{history['train_mse_px2'][-1]:.1f} px² | val MSE {val_mse:.1f} px², NME {val_nme:.4f}")
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            new_log = not log_file.exists()
+            with open(log_file, "a", newline="") as f:
+                if new_log:
+                    csv.writer(f).writerow(["epoch", "unfrozen_stages", *history])
+                csv.writer(f).writerow([epoch, unfrozen, *(round(history[k][-1], 6) for k in history)])
+        save_checkpoint(accelerator, checkpoints, epoch, state, {"best_model": best_weights})
+
+    # Test: the best validation epoch, once
+    core.load_state_dict(best_weights)
+    predicted, true = predict_loader(model, test_loader, accelerator)
+    errors = nme(predicted, true)
+    metrics = {"test_mse_px2": float(((predicted - true) ** 2).mean()) * px2, "test_nme": float(errors.mean()),
+               "test_failure_rate_nme_0.10": float((errors > 0.10).mean()), "test_faces": int(len(true)),
+               "val_mse_px2": state["best_mse"], "best_epoch": state["best_epoch"],
+               "first_epoch_val_mse_below_650": state["first_below_650"], "epochs": args.epochs,
+               "backbone": args.backbone, "input_size": args.input_size,
+               "parameters": sum(p.numel() for p in core.parameters()), "wall_time_s": round(time.time() - start, 1)}
+    accelerator.print(metrics)
+
+    if accelerator.is_main_process:
+        to_px = lambda a: (a + 1) * half  # noqa: E731
+        picks = np.random.default_rng(0).choice(len(true), size=min(16, len(true)), replace=False)
+        figures = {
+            "training_curves.png": plot_history(state["history"], {"MSE (px² at 224)": ["train_mse_px2", "val_mse_px2"],
+                                                                   "NME": ["val_nme"]},
+                                                best_epoch=state["best_epoch"]),
+            "cumulative_error.png": plot_cumulative_error(errors, "test faces: cumulative NME distribution"),
+            "test_predictions.png": plot_landmark_grid(
+                tensors["test"][0][picks].permute(0, 2, 3, 1).numpy(), to_px(predicted[picks]), to_px(true[picks]),
+                [f"NME {errors[i]:.3f}" for i in picks], "test faces: predicted (red) and true (green) points"),
+        }
+        save_and_push(accelerator, core, args, model_card(args, metrics), metrics, figures)
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def model_card(args, metrics: dict):
+    data = dict(dataset_name="HELEN 68-point faces (iBUG 300-W annotations), test set", dataset_type="helen",
+                task_type="keypoint-detection")
+    repo = args.hub_model_id or "dlhub-course/face-landmarks"
+    below = metrics["first_epoch_val_mse_below_650"]
+    return render_model_card(
+        task="landmarks",
+        repo_id=repo,
+        title=f"68-point face landmarks: {args.backbone} transfer learning",
+        summary=(f"timm `{metrics['backbone']}` (ImageNet weights) with its classifier replaced by a fully-connected "
+                 f"layer to 136 outputs (x, y of the 68 iBUG points), on {args.input_size}×{args.input_size} face "
+                 f"crops resized whole (no centre crop: it would move the face under its points). "
+                 f"{metrics['parameters']:,} parameters. Saved in timm's format too: "
+                 f"`timm.create_model(\"hf-hub:{repo}\", pretrained=True)` gives the network (outputs in [-1, 1] "
+                 "over the crop)."),
+        usage=("points = model.predict([face_crop])[0]        # (68, 2) in the crop's pixels\n"
+               "faces = model.detect_and_predict(photo)        # [{'box', 'landmarks'}] for every face found"),
+        metrics=[Metric("test MSE (px² at 224×224)", "mse", metrics["test_mse_px2"], "test", **data),
+                 Metric("test NME (outer eye corners)", "nme", metrics["test_nme"], "test", **data),
+                 Metric("validation MSE (px² at 224×224)", "mse", metrics["val_mse_px2"], "validation",
+                        **{**data, "dataset_name": "HELEN training set, 10% of the photos held out"})],
+        data_description=(
+            "HELEN faces with 68-point iBUG 300-W annotations, as stored for this project: each face cropped to a "
+            "square 1.5× its landmark box (nudged up for the forehead) and resized to 224 × 224. 870 training faces "
+            "(10% of the photos held out for validation) and 330 test faces, evaluated once at the end."),
+        data_licence="HELEN images and iBUG 300-W annotations: non-commercial research use.",
+        training_command=command_line(),
+        training_details=(
+            f"MSE on coordinates scaled to [-1, 1] (reported in px² at 224 px, the course's unit). The backbone "
+            f"starts frozen (BatchNorm statistics too); its stages unfreeze from the top at epochs "
+            f"{args.unfreeze_schedule or 'never'}. AdamW (head lr {args.lr}, weight decay {args.weight_decay}; "
+            f"backbone lr {args.backbone_lr}, no decay), warm-up + cosine, batch {args.batch_size}, {args.epochs} "
+            "epochs. Augmentation moves the points with the image: mirror (with the 68-point left/right swap), "
+            "rotation ±15°, scale 0.9–1.1, shift ±5%, colour jitter. The epoch with the lowest validation MSE "
+            f"({metrics['best_epoch']}) is kept; the course's target (validation MSE < 650 px²) was first met at "
+            f"epoch {below}. Test failure rate (NME > 0.10): {metrics['test_failure_rate_nme_0.10']:.3f}. "
+            f"Wall time {metrics['wall_time_s'] / 60:.1f} min on the machine that trained it."),
+        limitations=("Trained on 783 mostly frontal, well-lit faces cropped like HELEN's: profile faces, heavy "
+                     "occlusion, or crops much looser or tighter than the training crops give worse points. In "
+                     "photos, faces are found by OpenCV's Haar cascade, which misses strongly turned faces."),
+        images=[("training_curves.png", "MSE and NME per epoch"),
+                ("cumulative_error.png", "cumulative error distribution on the test faces"),
+                ("test_predictions.png", "test faces with predicted and true points")],
+        tags=["keypoint-detection", "face-landmarks", "timm", "image-feature-extraction"],
+        datasets=None,
+    )
+
+
+if __name__ == "__main__":
+    with one_line_errors(__file__):
+        main(parse_args())
