@@ -223,3 +223,16 @@ def test_bundled_model_finds_the_astronauts_face(bundled):
     assert bundled.detect_and_predict(Image.new("RGB", (300, 200), (90, 120, 150))) == []
     with pytest.raises(DataError, match="list of PIL images"):
         bundled.predict(photo)
+
+
+def test_every_face_in_a_group_photo(bundled):
+    from skimage import data
+
+    one = Image.fromarray(data.astronaut())
+    group = Image.new("RGB", (1024, 512))
+    group.paste(one, (0, 0))
+    group.paste(one.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (512, 0))
+    faces = bundled.detect_and_predict(group)
+    assert len(faces) == 2
+    centres = sorted(float(f["landmarks"][:, 0].mean()) for f in faces)
+    assert centres[0] < 512 < centres[1] and abs((1024 - centres[1]) - centres[0]) < 20  # mirror images agree

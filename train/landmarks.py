@@ -192,6 +192,7 @@ def main(args: argparse.Namespace) -> dict:
     errors = nme(predicted, true)
     metrics = {"test_mse_px2": float(((predicted - true) ** 2).mean()) * px2, "test_nme": float(errors.mean()),
                "test_failure_rate_nme_0.10": float((errors > 0.10).mean()), "test_faces": int(len(true)),
+               "train_faces": int(len(tensors["train"][0])),
                "val_mse_px2": state["best_mse"], "best_epoch": state["best_epoch"],
                "first_epoch_val_mse_below_650": state["first_below_650"], "epochs": args.epochs,
                "backbone": args.backbone, "input_size": args.input_size,
@@ -243,7 +244,9 @@ def model_card(args, metrics: dict):
         data_licence="HELEN images and iBUG 300-W annotations: non-commercial research use.",
         training_command=command_line(),
         training_details=(
-            f"MSE on coordinates scaled to [-1, 1] (reported in px² at 224 px, the course's unit). The backbone "
+            f"{'L1' if args.loss == 'l1' else 'MSE'} loss on coordinates scaled to [-1, 1] at {args.input_size} px "
+            "(errors are reported as MSE in px² at 224 px, the course's unit; the course's MSE loss is "
+            "`--loss mse`). The backbone "
             f"starts frozen (BatchNorm statistics too); its stages unfreeze from the top at epochs "
             f"{args.unfreeze_schedule or 'never'}. AdamW (head lr {args.lr}, weight decay {args.weight_decay}; "
             f"backbone lr {args.backbone_lr}, no decay), warm-up + cosine, batch {args.batch_size}, {args.epochs} "
@@ -252,7 +255,8 @@ def model_card(args, metrics: dict):
             f"({metrics['best_epoch']}) is kept; the course's target (validation MSE < 650 px²) was first met at "
             f"epoch {below}. Test failure rate (NME > 0.10): {metrics['test_failure_rate_nme_0.10']:.3f}. "
             f"Wall time {metrics['wall_time_s'] / 60:.1f} min on the machine that trained it."),
-        limitations=("Trained on 783 mostly frontal, well-lit faces cropped like HELEN's: profile faces, heavy "
+        limitations=(f"Trained on {metrics['train_faces']} mostly frontal, well-lit faces cropped like HELEN's: "
+                     "profile faces, heavy "
                      "occlusion, or crops much looser or tighter than the training crops give worse points. In "
                      "photos, faces are found by OpenCV's Haar cascade, which misses strongly turned faces."),
         images=[("training_curves.png", "MSE and NME per epoch"),
