@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import timm
 import torch
@@ -20,6 +21,20 @@ import dlhub
 from timing import latency_ms, throughput  # benchmarks/timing.py (scripts run from their folder)
 from dlhub.sign_drawings import draw_sign
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_accuracy(model, data_dir: str, batch_size: int) -> dict:
+    """Accuracy of the model on the whole official test set (12,630 images), decoded once and cached."""
+    from dlhub.cache import CACHE_DIR
+    from dlhub.data.gtsrb import load_gtsrb, to_tensors
+
+    images, labels = to_tensors(load_gtsrb(data_dir)["test"], model.input_size, CACHE_DIR / "gtsrb")
+    with torch.inference_mode():
+        predicted = torch.cat([model(images[i:i + batch_size].float() / 255).argmax(1)
+                               for i in range(0, len(images), batch_size)])
+    return {"test_images": len(labels), "test_accuracy": float((predicted == labels).float().mean())}
+
 
 def main() -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,6 +42,8 @@ def main() -> dict:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--repeats", type=int, default=100)
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "gtsrb"),
+                   help="GTSRB with its official Test/ (for the accuracy column; skipped when absent)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
 
@@ -50,6 +67,8 @@ def main() -> dict:
                                                                                         args.repeats)
     results["throughput_ratio"] = results["ours_images_per_s"] / results["resnet18_images_per_s"]
     results["latency_ratio"] = results["resnet18_latency_ms"] / results["ours_latency_ms"]
+    if Path(args.data_dir).is_dir():
+        results.update(test_accuracy(ours, args.data_dir, args.batch_size))
     print(f"Traffic signs, {size}×{size} input, {results['threads']} CPU threads, batch {args.batch_size}\n")
     print("| model | parameters | throughput (images/s) | latency, one image (ms, median / p95) |")
     print("|---|---|---|---|")
@@ -59,6 +78,8 @@ def main() -> dict:
           f"{results['resnet18_latency_ms']:.2f} / {results['resnet18_latency_p95_ms']:.2f} (tensor in) |")
     print(f"\nthroughput ratio (ours / resnet18): {results['throughput_ratio']:.2f}×; "
           f"latency ratio (resnet18 / ours): {results['latency_ratio']:.2f}×")
+    if "test_accuracy" in results:
+        print(f"official test set ({results['test_images']:,} images): accuracy {results['test_accuracy']:.4f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

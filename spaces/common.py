@@ -58,3 +58,21 @@ def open_image(path: str | None) -> Image.Image:
     except (OSError, ValueError) as err:
         raise user_error(f"The image could not be decoded ({err}).") from None
     return image
+
+
+class CheckedImage(gr.Image):
+    """gr.Image whose own preprocessing (Gradio opens every upload) turns an unreadable file into a clear message
+    instead of a generic server error."""
+
+    def get_block_name(self) -> str:
+        return "image"  # drawn by the browser's own Image component
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Image.DecompressionBombError:
+            raise user_error(f"The image is too large: use one under {MAX_PIXELS // 1_000_000} megapixels.") from None
+        except Exception:  # PIL's UnidentifiedImageError, truncated files, formats PIL cannot decode
+            raise user_error("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF…).") from None

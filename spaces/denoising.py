@@ -13,7 +13,7 @@ import dlhub
 from dlhub.denoise import add_noise
 from dlhub.errors import DLHubError
 from dlhub.metrics import psnr
-from spaces.common import example_file, fit_within, open_image, user_error
+from spaces.common import CheckedImage, example_file, fit_within, open_image, user_error
 
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
@@ -86,7 +86,7 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown(model_note())
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="face photo",
+            image = CheckedImage(type="filepath", sources=["upload", "webcam", "clipboard"], label="face photo",
                              elem_id="denoise-input", height=260)
             sigma = gr.Slider(0.0, 0.5, value=0.2, step=0.01, label="noise σ", elem_id="denoise-sigma")
             with gr.Row():
@@ -99,8 +99,9 @@ def build(demo: gr.Blocks) -> None:
                 denoised_out = gr.Image(label="denoised", interactive=False, height=256)
             summary = gr.Markdown(elem_id="denoise-psnr")
     inputs, outputs = [image, sigma, seed, already_noisy], [clean_out, noisy_out, denoised_out, summary]
-    gr.Examples(examples(), inputs, outputs, fn=run, run_on_click=True, cache_examples=False)
-    image.change(run, inputs, outputs, show_progress="minimal")
+    gr.Examples(examples(), inputs, outputs, fn=run, run_on_click=True, cache_examples=False,
+                api_visibility="private")
+    image.change(run, inputs, outputs, show_progress="minimal", api_name="denoise")
     for control in (sigma, seed, already_noisy):
         control.change(lambda im, *rest: run(im, *rest) if im is not None else gr.skip(), inputs, outputs,
-                       show_progress="hidden", trigger_mode="always_last")
+                       show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")

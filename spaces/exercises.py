@@ -97,13 +97,15 @@ def build(demo: gr.Blocks) -> None:
     result = gr.Markdown(elem_id="mlp-result")
     fields = inputs + weight_boxes
     for box in fields:
-        box.submit(explain, fields, result)
-        box.blur(explain, fields, result)
-    gr.Button("Compute").click(explain, fields, result)
+        box.submit(explain, fields, result, api_visibility="undocumented")
+        box.blur(explain, fields, result, api_visibility="undocumented")
+    gr.Button("Compute").click(explain, fields, result, api_name="mlp_exercise")
 
     gr.Markdown("### Exercise 2: the activation z(x) = eˣ − e⁻ˣ on [−1, 1], clamped to ±(e − e⁻¹) outside")
     n = gr.Slider(1, 1000, value=1000, step=1, label="n: how many times z is composed", elem_id="z-slider")
     z_plot = gr.Plot(elem_id="z-plot", show_label=False)
     z_text = gr.Markdown()
-    n.change(z_view, [n], [z_plot, z_text], show_progress="hidden", trigger_mode="always_last")
-    demo.load(explain, fields, result).then(z_view, [n], [z_plot, z_text])
+    n.change(z_view, [n], [z_plot, z_text], show_progress="hidden", trigger_mode="always_last",
+             api_name="z_composed")
+    demo.load(explain, fields, result, api_visibility="undocumented").then(
+        z_view, [n], [z_plot, z_text], api_visibility="undocumented")

@@ -14,7 +14,7 @@ import dlhub
 from dlhub.data.landmarks import CONTOURS
 from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
-from spaces.common import example_file, fit_within, open_image, user_error
+from spaces.common import CheckedImage, example_file, fit_within, open_image, user_error
 
 TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
@@ -90,7 +90,7 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown(model_note())
     with gr.Row():
         with gr.Column():
-            photo = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="photo",
+            photo = CheckedImage(type="filepath", sources=["upload", "webcam", "clipboard"], label="photo",
                              elem_id="landmarks-input", height=360)
             with gr.Row():
                 points = gr.Checkbox(True, label="points")
@@ -104,6 +104,9 @@ def build(demo: gr.Blocks) -> None:
         table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="landmarks-table", max_height=300)
         download = gr.File(label="landmarks.csv", elem_id="landmarks-csv")
     inputs, outputs = [photo, points, lines, boxes], [drawn, table, download, summary]
-    photo.change(lambda p, *toggles: run(p, *toggles) if p else (None, [], None, ""), inputs, outputs)
+    photo.change(lambda photo, show_points, show_lines, show_boxes: run(photo, show_points, show_lines, show_boxes)
+                 if photo else (None, [], None, ""), inputs, outputs,
+                 api_name="face_landmarks")
     for toggle in (points, lines, boxes):
-        toggle.change(lambda p, *t: run(p, *t) if p else (None, [], None, ""), inputs, outputs)
+        toggle.change(lambda p, *t: run(p, *t) if p else (None, [], None, ""), inputs, outputs,
+                      api_visibility="undocumented")

@@ -191,10 +191,12 @@ def build(demo: gr.Blocks) -> None:
 
     fit_outputs = [fit_plot, diagnostics_plot, fit_summary]
     train_outputs = [boundary_plot, curves_plot, train_summary]
-    demo.load(refit, [data, sigma], fit_outputs).then(train, [data], train_outputs)
+    demo.load(refit, [data, sigma], fit_outputs, api_visibility="undocumented").then(
+        train, [data], train_outputs, api_visibility="undocumented")
     sigma.change(refit, [data, sigma], fit_outputs, show_progress="hidden", trigger_mode="always_last",
-                 concurrency_limit=4)
-    choose.click(choose_sigma, [data], [sigma])
+                 concurrency_limit=4, api_name="regression_refit")
+    choose.click(choose_sigma, [data], [sigma], api_name="choose_sigma")
     for upload in (regression_file, classification_file):
-        upload.change(load_data, [regression_file, classification_file], [data]).then(
-            refit, [data, sigma], fit_outputs).then(train, [data], train_outputs)
+        upload.change(load_data, [regression_file, classification_file], [data], api_visibility="undocumented").then(
+            refit, [data, sigma], fit_outputs, api_visibility="undocumented").then(
+            train, [data], train_outputs, api_visibility="undocumented")

@@ -13,7 +13,7 @@ import dlhub
 from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
-from spaces.common import example_file, open_image, user_error
+from spaces.common import CheckedImage, example_file, open_image, user_error
 
 TITLE = "Traffic signs"
 SHOWN = 200  # side of the 'as the model saw it' and Grad-CAM images
@@ -62,7 +62,7 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown(model_note())
     with gr.Row():
         with gr.Column():
-            image = gr.Image(type="filepath", sources=["upload", "clipboard"], label="sign photo",
+            image = CheckedImage(type="filepath", sources=["upload", "clipboard"], label="sign photo",
                              elem_id="signs-input", height=260)
             gr.Examples(examples(), [image])
         with gr.Column():
@@ -71,4 +71,5 @@ def build(demo: gr.Blocks) -> None:
                 seen = gr.Image(label="as the model saw it", interactive=False, height=210)
                 cam = gr.Image(label="Grad-CAM for the top class", interactive=False, height=210)
             note = gr.Markdown()
-    image.change(lambda p: classify(p) if p else (None, None, None, ""), [image], [label, seen, cam, note])
+    image.change(lambda photo: classify(photo) if photo else (None, None, None, ""), [image], [label, seen, cam, note],
+                 api_name="classify_sign")

@@ -1,0 +1,86 @@
+"""Every task's benchmark in one run, and one Markdown table of them (the README shows it).
+
+    python benchmarks/run_all.py                          # writes benchmarks/RESULTS.md and prints it
+    python benchmarks/run_all.py --with_load              # also the whole-Space load test (benchmarks/load.py)
+
+Each row: the task, its metric measured here on the real data in ../shared/data, the single-item latency of the
+bundled model, its throughput where measured, the side-by-side reference and the ratio. The numbers come from each
+script's --json output; run a script alone for its full table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["regression", "denoiser", "gtsrb", "landmarks", "commands"]
+
+
+def run(name: str, folder: Path) -> dict:
+    out = folder / f"{name}.json"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--json", str(out)], cwd=HERE.parent,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"run_all.py: benchmarks/{name}.py failed:\n{done.stderr[-2000:]}")
+    print(f"benchmarks/{name}.py: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return json.loads(out.read_text())
+
+
+def rows(r: dict) -> list[str]:
+    g, d, reg, lm, c = (r[k] for k in SCRIPTS[2:3] + SCRIPTS[1:2] + SCRIPTS[:1] + SCRIPTS[3:])
+    return [
+        f"| regression (Task 1) | validation MSE **{reg['val_mse_irls']:.5f}**; logistic test accuracy "
+        f"{reg['test_accuracy_logistic_decay']:.3f} | {reg['latency_ms']:.3f} ms (1,000 points) | – | ordinary least "
+        f"squares: MSE {reg['val_mse_ols']:.5f} | {reg['mse_ratio_ols_over_irls']:.1f}× lower MSE |",
+        f"| face denoising (Task 2) | Olivetti test PSNR at σ = {d['sigma']}: {d['psnr_noisy']:.2f} → "
+        f"**{d['psnr_ours']:.2f} dB** | {d['ours_latency_ms']:.1f} ms (64 × 64) | – | total variation (weight chosen "
+        f"on validation): {d['psnr_tv']:.2f} dB, {d['tv_latency_ms']:.1f} ms | "
+        f"+{d['psnr_ours'] - d['psnr_tv']:.2f} dB |",
+        f"| traffic signs (Task 3) | GTSRB test accuracy **{g.get('test_accuracy', float('nan')):.4f}** "
+        f"({g.get('test_images', 0):,} images) | {g['ours_latency_ms']:.2f} ms | {g['ours_images_per_s']:,.0f} "
+        f"images/s | timm resnet18: {g['resnet18_latency_ms']:.2f} ms, {g['resnet18_images_per_s']:,.0f} images/s | "
+        f"{g['latency_ratio']:.1f}× faster per image |",
+        f"| face landmarks (Task 4) | HELEN test MSE **{lm.get('test_mse_px2', float('nan')):.1f} px²**, NME "
+        f"**{lm.get('test_nme', float('nan')):.4f}** | {lm['ours_latency_ms']:.1f} ms (one crop); "
+        f"{lm['photo_latency_ms']:.0f} ms (whole photo) | – | timm resnet50 at 224: {lm['resnet50_latency_ms']:.1f} ms "
+        f"| {lm['latency_ratio']:.1f}× faster |",
+        f"| voice commands (Task 5) | validation speakers accuracy **{c.get('val_accuracy_clean', float('nan')):.4f}** "
+        f"(noisy {c.get('val_accuracy_noisy', float('nan')):.4f}) | {c['latency_ms']:.1f} ms (1-s clip) | "
+        f"{c['clips_per_s']:.0f} clips/s | Whisper's 30 s padding: {c['whisper_30s_latency_ms']:.0f} ms | "
+        f"{c['speedup_vs_30s']:.1f}× faster |",
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    p.add_argument("--with_load", action="store_true", help="also run benchmarks/load.py (about a minute)")
+    args = p.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="dlhub-bench-"))
+    results = {name: run(name, folder) for name in SCRIPTS}
+    lines = ["| task | metric (real data, ../shared/data) | latency, bundled | throughput | reference | ratio |",
+             "|---|---|---|---|---|---|", *rows(results)]
+    threads = results["gtsrb"]["threads"]
+    text = (f"Measured by `python benchmarks/run_all.py` on {time.strftime('%Y-%m-%d')}, {threads} CPU threads.\n\n"
+            + "\n".join(lines) + "\n")
+    if args.with_load:
+        load = run("load", folder)
+        text += (f"\nWhole Space (`benchmarks/load.py`): {load['requests']} requests from {load['clients']} concurrent "
+                 f"clients across all tabs, {load['errors']} errors, {load['requests_per_s']:.1f} requests/s, ready "
+                 f"{load['startup_s']:.1f} s after start, peak memory {load['peak_memory_mb']:.0f} MB.\n\n"
+                 "| tab | first request alone (ms) | p50 (ms) | p95 (ms) |\n|---|---|---|---|\n"
+                 + "".join(f"| {tab} | {t['first_ms']:.0f} | {t['p50_ms']:.0f} | {t['p95_ms']:.0f} |\n"
+                           for tab, t in load["tabs"].items()))
+    Path(args.output).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
