@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, snapshot_download
@@ -31,6 +32,9 @@ log = logging.getLogger("dlhub")
 
 # A hanging Hub must not hold up the Space's start: give up on it after this many seconds and use the bundled model.
 HUB_TIMEOUT_S = float(os.environ.get("DLHUB_HUB_TIMEOUT", "5"))
+# Once the Hub has not answered, the default source skips it for this long: five tabs must not wait 5 × the timeout
+HUB_RETRY_S = 60.0
+_hub_down: dict[str, float] = {}  # endpoint → time.monotonic() until which it is skipped
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_FILES = ["*.safetensors", "*.json", "README.md", "*.png"]  # the plots are small; the Space shows them
 
@@ -70,6 +74,8 @@ def _configured_or_bundled(spec: Task, revision) -> tuple[Path, str]:
     bundled = spec.bundled_dir
     if constants.HF_HUB_OFFLINE:
         reason = "HF_HUB_OFFLINE is set"
+    elif time.monotonic() < _hub_down.get(constants.ENDPOINT, 0.0):
+        reason = f"the Hub at {constants.ENDPOINT} did not answer a moment ago"
     else:
         try:
             return download(spec.repo_id, revision), f"Hub repo {spec.repo_id} ({constants.ENDPOINT})"
@@ -105,6 +111,7 @@ def download(repo_id: str, revision: str | None = None) -> Path:
     except EntryNotFoundError as err:
         raise ModelNotFoundError(f"Hub repo {repo_id} is missing a file: {err}") from None
     except Exception as err:  # connection refused, timeouts, DNS, HTTP 5xx: the Hub cannot be used now
+        _hub_down[endpoint] = time.monotonic() + HUB_RETRY_S
         raise ModelNotFoundError(
             f"could not reach the Hub at {endpoint} for {repo_id} ({type(err).__name__}); "
             "pass a local folder, or set HF_ENDPOINT / HF_HUB_OFFLINE=1"

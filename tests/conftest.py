@@ -109,29 +109,39 @@ def accelerate_ddp(processes: int = 2) -> list[str]:
             "--main_process_port", str(free_port())]
 
 
-@pytest.fixture(scope="module")
-def space_url(tmp_path_factory):
-    """The Space (python app.py) running on a free port for one test module; its log must hold no traceback."""
+def start_space(log: Path, env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
+    """Start `python app.py` on a free port; (process, URL, seconds until it served its page)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("space") / "app.log"
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    env = {**os.environ, **(env or {}), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    start = time.time()
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)
-            break
+            return proc, url, time.time() - start
         except OSError:
-            if proc.poll() is not None or time.time() > deadline:
+            if proc.poll() is not None or time.time() > start + 90:
                 proc.kill()
                 pytest.fail(f"the Space did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield url
+            time.sleep(0.2)
+
+
+def stop_space(proc: subprocess.Popen, log: Path) -> None:
+    """Stop the Space; its log must hold no traceback."""
     proc.terminate()
     proc.wait(timeout=20)
     text = log.read_text()
     # Gradio logs a traceback for the gr.Error messages it raises itself (a slider value out of range): those are
     # messages to the user; any other traceback is a bug
     assert text.count("Traceback (most recent call last)") == text.count("gradio.exceptions.Error:"), text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def space_url(tmp_path_factory):
+    """The Space running for one test module."""
+    log = tmp_path_factory.mktemp("space") / "app.log"
+    proc, url, _ = start_space(log)
+    yield url
+    stop_space(proc, log)

@@ -63,3 +63,30 @@ def test_bad_input_is_one_line(faces_npy, tmp_path, args, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("dae.py: error: ") and message in lines[0]
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_result(faces_npy, tmp_path):
+    """SIGKILL to the whole `accelerate launch` process group once the first epoch is checkpointed (the second is
+    under way), then --resume_from_checkpoint latest: the metrics equal those of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import ROOT
+
+    straight = train(faces_npy, tmp_path / "a", "--epochs", "4", *FAST)
+    out = tmp_path / "b"
+    proc = subprocess.Popen([*ACCELERATE_CPU, "train/dae.py", "--data", str(faces_npy), "--output-dir", str(out),
+                             "--epochs", "4", *FAST], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "b-checkpoints"
+    deadline = time.time() + 300
+    while not (checkpoints / "epoch_0001").is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.safetensors").exists()  # killed before the end: no model folder yet
+    resumed = train(faces_npy, out, "--epochs", "4", "--resume_from_checkpoint", "latest", *FAST)
+    for key in ("val_psnr_denoised", "test_psnr_denoised_0.2", "best_epoch"):
+        assert resumed[key] == pytest.approx(straight[key], abs=1e-6), key
