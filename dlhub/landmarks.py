@@ -23,13 +23,12 @@ from torch import nn
 from dlhub.backbones import architecture
 from dlhub.data.landmarks import FLIP_INDEX, N_POINTS, OUTER_EYE_CORNERS
 from dlhub.errors import DataError
-from dlhub.modeling import HubModel
+from dlhub.modeling import HubModel, check_pil_images, rgb_batch
 
 CROP_PER_LANDMARK_BOX = 1.5  # the training crops: 1.5 × the landmark box's longer side …
 CROP_SHIFT_UP = 0.098  # … centred this many box sides above the landmarks' centre (measured on HELEN's .pts)
 CROP_PER_HAAR_BOX = 1.34  # a Haar face box's width → crop side, and its centre → crop centre (median over 364 HELEN
 HAAR_SHIFT_DOWN = 0.064  # training faces the cascade found)
-MAX_PIXELS = 50_000_000
 
 
 def pretrained_cfg(backbone: str, input_size: int) -> dict:
@@ -105,18 +104,8 @@ class LandmarkModel(HubModel):
         return (normalised + 1) * (self.input_size / 2)
 
     def preprocess(self, faces: list) -> torch.Tensor:
-        if isinstance(faces, Image.Image):
-            raise DataError("predict() takes a list of PIL images: wrap a single face crop as [image]")
-        batch = []
-        for i, face in enumerate(faces):
-            if not isinstance(face, Image.Image):
-                raise DataError(f"item {i} is a {type(face).__name__}, not a PIL image")
-            w, h = face.size
-            if w * h > MAX_PIXELS or min(w, h) < 1:
-                raise DataError(f"image {i} is {w}×{h} px: use a face crop under {MAX_PIXELS // 1_000_000} megapixels")
-            rgb = face.convert("RGB").resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
-            batch.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1))
-        return torch.stack(batch) if batch else torch.empty(0, 3, self.input_size, self.input_size)
+        """PIL face crops → (B, 3, S, S) float tensor in [0, 1], each resized whole (no crop)."""
+        return rgb_batch(check_pil_images(faces), self.input_size)
 
     @torch.no_grad()
     def predict(self, faces: list) -> list[np.ndarray]:
@@ -131,19 +120,19 @@ class LandmarkModel(HubModel):
     def detect_and_predict(self, photo: Image.Image, refine: bool = True) -> list[dict]:
         """Every face OpenCV's Haar cascade finds in a photo: [{"box": (x, y, w, h), "landmarks": (68, 2) in the
         photo's pixels}], largest face first."""
-        results = []
+        results, rgb = [], photo.convert("RGB")  # converted once, cropped per face and pass
         for box in detect_faces(photo):
             crop = crop_from_haar_box(box)
-            points = self._predict_in(photo, crop)
+            points = self._predict_in(rgb, crop)
             if refine:
-                points = self._predict_in(photo, crop_from_landmarks(points))
+                points = self._predict_in(rgb, crop_from_landmarks(points))
             results.append({"box": tuple(int(v) for v in box), "landmarks": points})
         return results
 
     def _predict_in(self, photo: Image.Image, crop: tuple[float, float, float]) -> np.ndarray:
         cx, cy, side = crop
         box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-        face = photo.convert("RGB").crop(tuple(round(v) for v in box))  # outside the photo: black, like padding
+        face = photo.crop(tuple(round(v) for v in box))  # outside the photo: black, like padding
         points = self.predict([face])[0] * (side / face.size[0])
         return points + np.array([round(box[0]), round(box[1])], np.float32)
 

@@ -16,9 +16,10 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from safetensors import SafetensorError
 
-from dlhub.errors import CheckpointError, ModelNotFoundError
+from dlhub.errors import CheckpointError, DataError, ModelNotFoundError
 
 WEIGHTS_NAME = "model.safetensors"
+MAX_PIXELS = 50_000_000  # larger images are refused before their pixels are decoded (a 20000 × 20000 upload)
 
 
 def load_weights(model: torch.nn.Module, weights_file: str | Path, map_location: str = "cpu") -> None:
@@ -89,3 +90,30 @@ class HubModel(
         model = cls(**model_kwargs)
         load_weights(model, weights_file, map_location)
         return model.eval()
+
+
+def check_pil_images(images, method: str = "predict") -> list:
+    """The list of PIL images an image model's `method` takes: a bare image, another type or an oversized image is
+    one clear DataError."""
+    from PIL import Image
+
+    if isinstance(images, Image.Image):
+        raise DataError(f"{method}() takes a list of PIL images: wrap a single image as [image]")
+    images = list(images)
+    for i, image in enumerate(images):
+        if not isinstance(image, Image.Image):
+            raise DataError(f"item {i} is a {type(image).__name__}, not a PIL image")
+        w, h = image.size
+        if w * h > MAX_PIXELS or min(w, h) < 1:
+            raise DataError(f"image {i} is {w}×{h} px: use an image under {MAX_PIXELS // 1_000_000} megapixels")
+    return images
+
+
+def rgb_batch(images: list, size: int) -> torch.Tensor:
+    """PIL images → (B, 3, size, size) float tensor in [0, 1] (each converted to RGB and resized whole)."""
+    import numpy as np
+    from PIL import Image
+
+    batch = [torch.from_numpy(np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR),
+                                         dtype=np.float32) / 255.0).permute(2, 0, 1) for image in images]
+    return torch.stack(batch) if batch else torch.empty(0, 3, size, size)

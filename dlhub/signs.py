@@ -12,10 +12,7 @@ from PIL import Image
 from torch import nn
 
 from dlhub.data.gtsrb import SIGN_NAMES
-from dlhub.errors import DataError
-from dlhub.modeling import HubModel
-
-MAX_PIXELS = 50_000_000  # larger images are refused before decoding the whole thing (a 20000 × 20000 upload)
+from dlhub.modeling import HubModel, check_pil_images, rgb_batch
 
 
 class ConvBlock(nn.Module):
@@ -37,6 +34,14 @@ class ConvBlock(nn.Module):
         if self.skip is not None:
             y = y + self.skip(x)
         return self.drop(self.pool(self.act(y)))
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """Transparent parts become white, like a sign's background."""
+    if image.mode not in ("RGBA", "LA", "P"):
+        return image
+    image = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
 
 
 def normalize_per_image(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -68,22 +73,7 @@ class SignClassifier(HubModel):
 
     def preprocess(self, images: list) -> torch.Tensor:
         """PIL images of any mode and size → (B, 3, S, S) float tensor in [0, 1]."""
-        if isinstance(images, Image.Image):
-            raise DataError("predict() takes a list of PIL images: wrap a single image as [image]")
-        batch = []
-        for i, image in enumerate(images):
-            if not isinstance(image, Image.Image):
-                raise DataError(f"item {i} is a {type(image).__name__}, not a PIL image")
-            w, h = image.size
-            if w * h > MAX_PIXELS or min(w, h) < 1:
-                raise DataError(f"image {i} is {w}×{h} px: use an image under {MAX_PIXELS // 1_000_000} megapixels")
-            if image.mode in ("RGBA", "LA", "P"):  # transparent parts become white, like a sign's background
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, image)
-            rgb = image.convert("RGB").resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
-            batch.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1))
-        return torch.stack(batch) if batch else torch.empty(0, 3, self.input_size, self.input_size)
+        return rgb_batch([on_white(image) for image in check_pil_images(images)], self.input_size)
 
     @torch.no_grad()
     def predict(self, images: list, top_k: int | None = None) -> list[dict[str, float]]:

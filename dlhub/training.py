@@ -98,3 +98,17 @@ def classify_loader(model, loader, accelerator, inputs=lambda x: x):
         labels.append(target.cpu().numpy())
         losses.append(loss.float().cpu().numpy())
     return np.concatenate(probs), np.concatenate(labels), float(np.concatenate(losses).mean())
+
+
+def append_epoch_log(checkpoint_dir, epoch: int, history: dict[str, list[float]], **columns) -> None:
+    """One row per epoch in `<checkpoint_dir>/log.csv` (header on the first): epoch, any extra columns, and the
+    latest value of every history series, so an interrupted run's log continues where it stopped."""
+    import csv
+
+    log_file = Path(checkpoint_dir) / "log.csv"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    new_log = not log_file.exists()
+    with open(log_file, "a", newline="") as f:
+        if new_log:
+            csv.writer(f).writerow(["epoch", *columns, *history])
+        csv.writer(f).writerow([epoch, *columns.values(), *(round(history[k][-1], 6) for k in history)])

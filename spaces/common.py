@@ -8,10 +8,11 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
+from dlhub.modeling import MAX_PIXELS
+
 # Example files are generated at start-up (nothing from the course's data is shipped); launch() allows this folder.
 EXAMPLES_DIR = Path(tempfile.gettempdir()) / "dlhub-space-examples"
 MIN_IMAGE_SIDE = 8
-MAX_PIXELS = 50_000_000  # uploads above this are refused before their pixels are decoded
 
 
 def user_error(message: str) -> gr.Error:

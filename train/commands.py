@@ -12,7 +12,6 @@ or a Hub dataset id. Features of the frozen encoder are computed once per clip (
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
@@ -34,8 +33,8 @@ from dlhub.data.speech_commands import load_speech_commands
 from dlhub.errors import DataError
 from dlhub.metrics import load_metric
 from dlhub.plots import plot_confusion_matrix, plot_history
-from dlhub.training import (classify_loader, cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push,
-                            save_checkpoint)
+from dlhub.training import (append_epoch_log, classify_loader, cpu_state_dict, find_checkpoint, load_checkpoint,
+                            save_and_push, save_checkpoint)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -166,7 +165,7 @@ def main(args: argparse.Namespace) -> dict:
     model, optimizer, scheduler, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
 
-    checkpoints, log_file = Path(args.checkpoint_dir), Path(args.checkpoint_dir) / "log.csv"
+    checkpoints = Path(args.checkpoint_dir)
     state = {"history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
              "best_accuracy": -1.0, "best_loss": float("inf"), "best_epoch": 0}
     best_weights, first_epoch = None, 1
@@ -206,12 +205,7 @@ def main(args: argparse.Namespace) -> dict:
         if accelerator.is_main_process:
             accelerator.print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc "
                               f"{history['train_accuracy'][-1]:.4f} | val loss {val_loss:.4f} acc {val_accuracy:.4f}")
-            checkpoints.mkdir(parents=True, exist_ok=True)
-            new_log = not log_file.exists()
-            with open(log_file, "a", newline="") as f:
-                if new_log:
-                    csv.writer(f).writerow(["epoch", *history])
-                csv.writer(f).writerow([epoch, *(round(history[k][-1], 6) for k in history)])
+            append_epoch_log(checkpoints, epoch, history)
         save_checkpoint(accelerator, checkpoints, epoch, state, {"best_model": best_weights})
 
     # Test: the best validation epoch, on speakers never seen in training or selection

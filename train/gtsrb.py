@@ -12,7 +12,6 @@ layout) or a Hub dataset id. The validation split holds whole tracks; the test s
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import time
 from pathlib import Path
@@ -33,8 +32,8 @@ from dlhub.errors import DataError
 from dlhub.metrics import load_metric
 from dlhub.plots import plot_confusion_matrix, plot_history, plot_image_grid
 from dlhub.signs import SignClassifier
-from dlhub.training import (classify_loader, cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push,
-                            save_checkpoint)
+from dlhub.training import (append_epoch_log, classify_loader, cpu_state_dict, find_checkpoint, load_checkpoint,
+                            save_and_push, save_checkpoint)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -134,7 +133,7 @@ def main(args: argparse.Namespace) -> dict:
                         use_buffers=True) if args.ema_decay else None
     evaluated = lambda: ema.module if ema else accelerator.unwrap_model(model)  # noqa: E731
 
-    checkpoints, log_file = Path(args.checkpoint_dir), Path(args.checkpoint_dir) / "log.csv"
+    checkpoints = Path(args.checkpoint_dir)
     state = {"history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
              "best_accuracy": -1.0, "best_epoch": 0}
     best_weights, first_epoch = None, 1
@@ -184,12 +183,7 @@ def main(args: argparse.Namespace) -> dict:
         if accelerator.is_main_process:
             accelerator.print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc "
                               f"{history['train_accuracy'][-1]:.4f} | val loss {val_loss:.4f} acc {val_accuracy:.4f}")
-            checkpoints.mkdir(parents=True, exist_ok=True)
-            new_log = not log_file.exists()
-            with open(log_file, "a", newline="") as f:
-                if new_log:
-                    csv.writer(f).writerow(["epoch", *history])
-                csv.writer(f).writerow([epoch, *(round(history[k][-1], 6) for k in history)])
+            append_epoch_log(checkpoints, epoch, history)
             picks = np.random.default_rng(epoch).choice(len(labels), size=min(20, len(labels)), replace=False)
             (checkpoints / "val_predictions").mkdir(exist_ok=True)  # the course's prediction-visualisation callback
             prediction_grid(tensors["validation"][0], probs, labels, names, picks,

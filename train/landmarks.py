@@ -14,7 +14,6 @@ unfreezes its top stage at epoch E1, the next one down at E2, and so on.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ from dlhub.data.landmarks import load_landmarks, to_tensors
 from dlhub.errors import DataError
 from dlhub.landmarks import LandmarkModel, augment, nme
 from dlhub.plots import plot_cumulative_error, plot_history, plot_landmark_grid
-from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push, save_checkpoint
+from dlhub.training import (append_epoch_log, cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push,
+                            save_checkpoint)
 
 REPORT_SIZE = 224
 
@@ -135,7 +135,7 @@ def main(args: argparse.Namespace) -> dict:
         model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
     core = accelerator.unwrap_model(model)
 
-    checkpoints, log_file = Path(args.checkpoint_dir), Path(args.checkpoint_dir) / "log.csv"
+    checkpoints = Path(args.checkpoint_dir)
     state = {"history": {k: [] for k in ("train_mse_px2", "val_mse_px2", "val_nme")}, "best_mse": float("inf"),
              "best_epoch": 0, "first_below_650": None}
     best_weights, first_epoch = None, 1
@@ -178,12 +178,7 @@ def main(args: argparse.Namespace) -> dict:
         if accelerator.is_main_process:
             accelerator.print(f"epoch {epoch} ({unfrozen} stages unfrozen): train MSE "
                               f"{history['train_mse_px2'][-1]:.1f} px² | val MSE {val_mse:.1f} px², NME {val_nme:.4f}")
-            checkpoints.mkdir(parents=True, exist_ok=True)
-            new_log = not log_file.exists()
-            with open(log_file, "a", newline="") as f:
-                if new_log:
-                    csv.writer(f).writerow(["epoch", "unfrozen_stages", *history])
-                csv.writer(f).writerow([epoch, unfrozen, *(round(history[k][-1], 6) for k in history)])
+            append_epoch_log(checkpoints, epoch, history, unfrozen_stages=unfrozen)
         save_checkpoint(accelerator, checkpoints, epoch, state, {"best_model": best_weights})
 
     # Test: the best validation epoch, once
