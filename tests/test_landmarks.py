@@ -236,3 +236,25 @@ def test_every_face_in_a_group_photo(bundled):
     assert len(faces) == 2
     centres = sorted(float(f["landmarks"][:, 0].mean()) for f in faces)
     assert centres[0] < 512 < centres[1] and abs((1024 - centres[1]) - centres[0]) < 20  # mirror images agree
+
+
+def test_dataset_script_saves_what_training_reads(helen_like, tmp_path):
+    out = tmp_path / "data"
+    result = run_script(sys.executable, "datasets_scripts/landmarks.py", "--data-dir", str(helen_like),
+                        "--output-dir", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved, direct = load_landmarks(out), load_landmarks(helen_like)
+    assert {k: v.num_rows for k, v in saved.items()} == {k: v.num_rows for k, v in direct.items()}
+    assert np.allclose(saved["test"][0]["landmarks"], direct["test"][0]["landmarks"])
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("datasets_scripts/landmarks.py", ["--data-dir", "{tmp}/absent"], "not found"),
+    ("train/landmarks.py", ["--dataset", "{tmp}/absent"], "pass --dataset"),
+    ("train/landmarks.py", ["--dataset", "{helen}", "--input_size", "100"], "multiple of 32"),
+])
+def test_bad_arguments_are_one_line(helen_like, tmp_path, script, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{helen}", str(helen_like)) for a in args]
+    result = run_script(sys.executable, script, *args, "--output-dir", str(tmp_path / "out"))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and len(lines) == 1 and message in lines[0], result.stderr[-2000:]
