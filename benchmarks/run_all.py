@@ -1,7 +1,9 @@
 """Every task's benchmark in one run, and one Markdown table of them (the README shows it).
 
     python benchmarks/run_all.py                          # writes benchmarks/RESULTS.md and prints it
-    python benchmarks/run_all.py --with_load              # also the whole-Space load test (benchmarks/load.py)
+
+The whole Space under load is benchmarks/load.py (it writes benchmarks/LOAD.md); scripts/fill_readme.py copies these
+files into the README.
 
 Each row: the task, its metric measured here on the real data in ../shared/data, the single-item latency of the
 bundled model, its throughput where measured, the side-by-side reference and the ratio. The numbers come from each
@@ -61,7 +63,6 @@ def rows(r: dict) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", default=str(HERE / "RESULTS.md"))
-    p.add_argument("--with_load", action="store_true", help="also run benchmarks/load.py (about a minute)")
     args = p.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dlhub-bench-"))
     results = {name: run(name, folder) for name in SCRIPTS}
@@ -70,14 +71,6 @@ def main() -> None:
     threads = results["gtsrb"]["threads"]
     text = (f"Measured by `python benchmarks/run_all.py` on {time.strftime('%Y-%m-%d')}, {threads} CPU threads.\n\n"
             + "\n".join(lines) + "\n")
-    if args.with_load:
-        load = run("load", folder)
-        text += (f"\nWhole Space (`benchmarks/load.py`): {load['requests']} requests from {load['clients']} concurrent "
-                 f"clients across all tabs, {load['errors']} errors, {load['requests_per_s']:.1f} requests/s, ready "
-                 f"{load['startup_s']:.1f} s after start, peak memory {load['peak_memory_mb']:.0f} MB.\n\n"
-                 "| tab | first request alone (ms) | p50 (ms) | p95 (ms) |\n|---|---|---|---|\n"
-                 + "".join(f"| {tab} | {t['first_ms']:.0f} | {t['p50_ms']:.0f} | {t['p95_ms']:.0f} |\n"
-                           for tab, t in load["tabs"].items()))
     Path(args.output).write_text(text)
     print(text)
 

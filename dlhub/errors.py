@@ -19,3 +19,7 @@ class CheckpointError(DLHubError):
 
 class DataError(DLHubError, ValueError):
     """Input data is missing, has the wrong layout, or holds values the method cannot use."""
+
+
+class HubUnreachableError(ModelNotFoundError):
+    """The Hub did not answer (refused, timed out, 5xx): the model may exist, it just cannot be had now."""

@@ -94,12 +94,27 @@ def z_composed(x, n: int):
 # z(x) = x: 0 (repelling, z'(0) = 2) and ±(e − e⁻¹) (attracting: z is flat there, every x ≠ 0 ends on them).
 Z_FIXED_POINTS = (-Z_LIMIT, 0.0, Z_LIMIT)
 
-Z_EXPLANATION = (
-    "z has three fixed points: 0 and ±(e − e⁻¹) ≈ ±2.3504. Near 0, z(x) ≈ 2x, so 0 repels: each application "
-    "roughly doubles a small |x|. Once |x| ≥ 1 the clamp sends it to ±(e − e⁻¹), where z is constant, so those "
-    "points attract everything on their side. Hence z₁₀₀₀(x) = (e − e⁻¹)·sign(x) for every |x| above about "
-    "2⁻⁹⁹⁹ ≈ 2·10⁻³⁰¹ (only x closer to 0 than that has not doubled its way to the clamp in 1000 steps), and "
-    "z₁₀₀₀(0) = 0: on ℝ it is a step function, discontinuous at 0, "
-    "whose derivative is 0 almost everywhere. As an activation, stacking it deeply saturates every signal, "
-    "and the gradient vanishes."
-)
+def z_saturation_threshold(n: int) -> float:
+    """The smallest |x| with z_n(x) = ±(e − e⁻¹): z_1 saturates at |x| = 1, and t_(k+1) = asinh(t_k / 2)."""
+    t = 1.0
+    for _ in range(int(n) - 1):
+        t = math.asinh(t / 2.0)
+    return t
+
+
+def z_explanation(n: int) -> str:
+    """What z composed n times does on ℝ, for this n."""
+    n = int(n)
+    t = z_saturation_threshold(n)
+    slope = f"2^{n} ≈ {2.0 ** n:.3g}" if n > 10 else f"2^{n} = {2 ** n}"
+    shape = (f"Between −{t:.3g} and {t:.3g} it still rises smoothly through 0, with slope z_{n}′(0) = {slope}."
+             if t > 1e-3 else
+             f"The ramp between −{t:.3g} and {t:.3g} is far too narrow to see: on ℝ, z_{n} is in effect a step "
+             "function, discontinuous at 0, whose derivative is 0 almost everywhere.")
+    return (
+        "z has three fixed points: 0 and ±(e − e⁻¹) ≈ ±2.3504. Near 0, z(x) ≈ 2x, so 0 repels: each application "
+        "roughly doubles a small |x|. Once |x| ≥ 1 the clamp sends it to ±(e − e⁻¹), where z is constant, so those "
+        f"points attract everything on their side. After n = {n} compositions, z_{n}(x) = (e − e⁻¹)·sign(x) for every "
+        f"|x| ≥ {t:.3g}, and z_{n}(0) = 0. {shape} As an activation, stacking z deeply saturates every signal, and "
+        "the gradient vanishes wherever it is saturated."
+    )

@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, snapshot_download
@@ -24,7 +25,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from dlhub.errors import DLHubError, ModelNotFoundError
+from dlhub.errors import DLHubError, HubUnreachableError, ModelNotFoundError
 from dlhub.modeling import WEIGHTS_NAME, HubModel
 from dlhub.tasks import Task, get_task
 
@@ -39,12 +40,24 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_FILES = ["*.safetensors", "*.json", "README.md", "*.png"]  # the plots are small; the Space shows them
 
 
+@dataclass(frozen=True)
+class ModelOrigin:
+    """Where a loaded model came from, for people: kind "hub" (repo_id, commit), "local" (folder_name) or "bundled"
+    (reason the Hub was not used: "offline", "unreachable", "missing" or "unusable")."""
+
+    kind: str
+    repo_id: str | None = None
+    commit: str | None = None
+    folder_name: str | None = None
+    reason: str | None = None
+
+
 def load(task: str, source: str | os.PathLike | None = None, *, revision: str | None = None) -> HubModel:
     """Load the model of `task` from a Hub repo id, a local folder, or (None) the configured repo / bundled copy."""
     spec = get_task(task)
-    folder, where = _resolve(spec, source, revision)
+    folder, where, origin = _resolve(spec, source, revision)
     model = spec.model_class.from_pretrained(folder)
-    model.source = where
+    model.source, model.origin = where, origin
     model.folder = Path(folder)
     if Path(folder) != spec.bundled_dir:  # the bundled fallback was already announced with its reason
         log.info("dlhub: %s model loaded from %s", task, where)
@@ -57,30 +70,35 @@ def read_metrics(model: HubModel) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _resolve(spec: Task, source, revision) -> tuple[Path, str]:
+def _resolve(spec: Task, source, revision) -> tuple[Path, str, ModelOrigin]:
     if source is None:
         return _configured_or_bundled(spec, revision)
     path = Path(source).expanduser()
     if path.exists():
         if not (path / WEIGHTS_NAME).is_file():
             raise ModelNotFoundError(f"no {WEIGHTS_NAME} in {path}: pass a folder written by save_pretrained")
-        return path, f"local folder {path}"
+        return path, f"local folder {path}", ModelOrigin("local", folder_name=path.resolve().name)
     if not REPO_ID.match(str(source)):
         raise ModelNotFoundError(f"{source} is neither an existing folder nor a Hub repo id of the form ORG/NAME")
-    return download(str(source), revision), f"Hub repo {source} ({constants.ENDPOINT})"
+    folder = download(str(source), revision)
+    return folder, f"Hub repo {source} ({constants.ENDPOINT})", ModelOrigin("hub", str(source), folder.name)
 
 
-def _configured_or_bundled(spec: Task, revision) -> tuple[Path, str]:
+def _configured_or_bundled(spec: Task, revision) -> tuple[Path, str, ModelOrigin]:
     bundled = spec.bundled_dir
     if constants.HF_HUB_OFFLINE:
-        reason = "HF_HUB_OFFLINE is set"
+        reason, kind = "HF_HUB_OFFLINE is set", "offline"
     elif time.monotonic() < _hub_down.get(constants.ENDPOINT, 0.0):
-        reason = f"the Hub at {constants.ENDPOINT} did not answer a moment ago"
+        reason, kind = f"the Hub at {constants.ENDPOINT} did not answer a moment ago", "unreachable"
     else:
         try:
-            return download(spec.repo_id, revision), f"Hub repo {spec.repo_id} ({constants.ENDPOINT})"
+            folder = download(spec.repo_id, revision)
+            return (folder, f"Hub repo {spec.repo_id} ({constants.ENDPOINT})",
+                    ModelOrigin("hub", spec.repo_id, folder.name))
+        except HubUnreachableError as err:
+            reason, kind = str(err), "unreachable"
         except DLHubError as err:
-            reason = str(err)
+            reason, kind = str(err), "missing" if "not found" in str(err) else "unusable"
     if not (bundled / WEIGHTS_NAME).is_file():
         raise ModelNotFoundError(
             f"no {spec.name} model: the Hub repo {spec.repo_id} could not be used ({reason}) and there is no "
@@ -88,7 +106,8 @@ def _configured_or_bundled(spec: Task, revision) -> tuple[Path, str]:
         )
     log.warning("dlhub: %s: using the bundled checkpoint %s (Hub repo %s: %s)",
                 spec.name, bundled, spec.repo_id, reason)
-    return bundled, f"bundled checkpoint {bundled} (Hub repo {spec.repo_id}: {reason})"
+    return (bundled, f"bundled checkpoint {bundled} (Hub repo {spec.repo_id}: {reason})",
+            ModelOrigin("bundled", spec.repo_id, reason=kind))
 
 
 def download(repo_id: str, revision: str | None = None) -> Path:
@@ -112,7 +131,7 @@ def download(repo_id: str, revision: str | None = None) -> Path:
         raise ModelNotFoundError(f"Hub repo {repo_id} is missing a file: {err}") from None
     except Exception as err:  # connection refused, timeouts, DNS, HTTP 5xx: the Hub cannot be used now
         _hub_down[endpoint] = time.monotonic() + HUB_RETRY_S
-        raise ModelNotFoundError(
+        raise HubUnreachableError(
             f"could not reach the Hub at {endpoint} for {repo_id} ({type(err).__name__}); "
             "pass a local folder, or set HF_ENDPOINT / HF_HUB_OFFLINE=1"
         ) from None

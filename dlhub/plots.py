@@ -101,7 +101,7 @@ def plot_decision_boundary(points, labels, classifiers: dict[str, np.ndarray], t
 
 def plot_logistic_curves(fits: dict[str, LogisticFit]) -> Figure:
     """Loss and accuracy per epoch (train solid, test dashed) for each run (name → fit)."""
-    fig = Figure(figsize=(9, 3.4))
+    fig = Figure(figsize=(11, 4.6))
     loss_ax, acc_ax = fig.subplots(1, 2)
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
     for (name, fit), color in zip(fits.items(), colors):
@@ -114,7 +114,7 @@ def plot_logistic_curves(fits: dict[str, LogisticFit]) -> Figure:
         ax.set_xscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     acc_ax.set_ylim(0.5, 1.0)
     loss_ax.set_title("loss")
     acc_ax.set_title("accuracy")

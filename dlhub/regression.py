@@ -88,8 +88,9 @@ class LogisticFit:
 
 
 def train_logistic(points, labels, test_points=None, test_labels=None, *, lr: float = 1.0, epochs: int = 10_000,
-                   decay: float = 0.0, seed: int = 0, accelerator=None) -> LogisticFit:
-    """Full-batch gradient descent on the BCE of a linear model over the quadratic features (a plain torch loop)."""
+                   decay: float = 0.0, seed: int = 0, accelerator=None, on_progress=None) -> LogisticFit:
+    """Full-batch gradient descent on the BCE of a linear model over the quadratic features (a plain torch loop).
+    `on_progress(fraction)` is called every 200 epochs (the Space's progress bar)."""
     device = accelerator.device if accelerator else torch.device("cpu")
     F = torch.as_tensor(classification_features(points), device=device)
     y = torch.as_tensor(np.asarray(labels, np.float64).reshape(-1, 1), device=device)
@@ -107,6 +108,8 @@ def train_logistic(points, labels, test_points=None, test_labels=None, *, lr: fl
         loss.backward()
         optimizer.step()
         trajectory[epoch] = (accelerator.unwrap_model(model) if accelerator else model).weight.detach()[0]
+        if on_progress is not None and (epoch + 1) % 200 == 0:
+            on_progress((epoch + 1) / epochs)
     # Curves after each epoch, computed in one pass from the weight trajectory (cheaper than per-epoch bookkeeping).
     trajectory = trajectory.cpu().numpy()
     history = {"lr": lr * (1.0 - decay) ** np.arange(epochs)}

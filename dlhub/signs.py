@@ -29,11 +29,15 @@ class ConvBlock(nn.Module):
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.drop = nn.Dropout2d(dropout) if dropout else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def activations(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output before pooling (what Grad-CAM weighs)."""
         y = self.body(x)
         if self.skip is not None:
             y = y + self.skip(x)
-        return self.drop(self.pool(self.act(y)))
+        return self.act(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.pool(self.activations(x)))
 
 
 def on_white(image: Image.Image) -> Image.Image:
@@ -90,18 +94,16 @@ class SignClassifier(HubModel):
     def grad_cam(self, image: Image.Image, class_index: int | None = None) -> tuple[np.ndarray, int]:
         """Grad-CAM of one image for `class_index` (default: the top class) on the last block's activations.
         Returns (heat map (S, S) in [0, 1] at the input size, class index)."""
-        self.eval()
         x = self.preprocess([image]).to(next(self.parameters()).device)
-        captured = {}
-        hook = self.features[-1].act.register_forward_hook(lambda m, i, out: captured.setdefault("a", out))
-        try:
-            with torch.enable_grad():
-                logits = self(x)
-                index = int(logits.argmax(1)) if class_index is None else int(class_index)
-                activations = captured["a"]
-                grads = torch.autograd.grad(logits[0, index], activations)[0]
-        finally:
-            hook.remove()
+        # The layers are run one by one on this request's tensor (no hook on the shared model: a hook would also fire
+        # for other requests' forward passes running at the same time in the Space).
+        with torch.enable_grad():
+            hidden = self.features[:-1](normalize_per_image(x))
+            last = self.features[-1]
+            activations = last.activations(hidden)
+            logits = self.head(last.drop(last.pool(activations)))
+            index = int(logits.argmax(1)) if class_index is None else int(class_index)
+            grads = torch.autograd.grad(logits[0, index], activations)[0]
         weights = grads.mean(dim=(2, 3), keepdim=True)
         cam = torch.relu((weights * activations).sum(dim=1, keepdim=True))
         cam = torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]

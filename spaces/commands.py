@@ -6,7 +6,6 @@ finds the speech, so silence or noise alone gives "no command heard" rather than
 
 from __future__ import annotations
 
-import functools
 import io
 import shutil
 import subprocess
@@ -21,17 +20,18 @@ import dlhub
 from dlhub import audio
 from dlhub.errors import DataError, DLHubError
 from dlhub.hub import read_metrics
-from spaces.common import EXAMPLES_DIR, user_error
+from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, load_once, model_line, user_error
 
 TITLE = "Voice commands"
 MAX_SECONDS = 60.0  # longer uploads are cut (with a warning): a command is a second long
 MIN_SECONDS = 0.1
 SURE = 0.5  # below this top probability the answer says it is unsure
 # (word, espeak-ng voice): synthetic speakers the model never heard in training, all recognised by the bundled model
+CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
 EXAMPLE_WORDS = [("yes", "en"), ("stop", "en-us"), ("left", "en+f3"), ("go", "en-us+m3"), ("down", "en")]
 
 
-@functools.cache
+@load_once
 def model():
     m = dlhub.load("commands")
     m.predict([np.zeros(1600, np.float32)], audio.SAMPLING_RATE)  # builds the encoder now, not on the first request
@@ -68,8 +68,12 @@ def write_wav(path, espeak_wav: bytes, silence_s: float = 0.4) -> None:
 
 def plot_heard(x: np.ndarray, detections: list[dict], chosen: int | None, spectrogram: np.ndarray | None) -> Figure:
     """The waveform with each stretch of speech shaded (the classified one in orange) and what the encoder saw."""
-    fig = Figure(figsize=(8, 4.2), layout="constrained")
-    ax_wave, ax_mel = fig.subplots(2, 1, height_ratios=[1, 1.3])
+    if spectrogram is None:  # nothing was classified: the waveform alone, no empty panel
+        fig = Figure(figsize=(8, 1.9), layout="constrained")
+        ax_wave, ax_mel = fig.subplots(1, 1), None
+    else:
+        fig = Figure(figsize=(8, 4.2), layout="constrained")
+        ax_wave, ax_mel = fig.subplots(2, 1, height_ratios=[1, 1.3])
     t = np.arange(len(x)) / audio.SAMPLING_RATE
     step = max(1, len(x) // 20_000)  # at most 20k points drawn
     ax_wave.plot(t[::step], x[::step], lw=0.6, color="#444")
@@ -83,8 +87,6 @@ def plot_heard(x: np.ndarray, detections: list[dict], chosen: int | None, spectr
                       extent=(0, spectrogram.shape[1] / 100, 0, spectrogram.shape[0]))
         ax_mel.set(xlabel="time in the model's window (s)", ylabel="mel band",
                    title="log-mel spectrogram of the classified word, as the encoder saw it")
-    else:
-        ax_mel.set_axis_off()
     return fig
 
 
@@ -151,6 +153,9 @@ def listen(chunk, buffer: dict | None):
     return _heard_list(buffer), buffer
 
 
+BEFORE_STREAMING = "*Press **Record** to start listening, then say a few of the ten words with short pauses.*"
+
+
 def _heard_list(buffer: dict) -> str:
     if not buffer["heard"]:
         return "*Listening… say a few of the ten words with short pauses between them.*"
@@ -160,13 +165,13 @@ def _heard_list(buffer: dict) -> str:
 def model_note() -> str:
     try:
         m = model()
-    except DLHubError as err:
-        return f"⚠️ No voice-command model could be loaded: {err}"
+    except DLHubError:
+        return model_line("commands", model)
     metrics = read_metrics(m)
     accuracy = (f", accuracy {metrics['test_accuracy']:.3f} on {metrics['test_clips']} clips of "
                 f"{metrics['test_speakers']} speakers it never heard") if metrics else ""
-    return (f"Model: frozen `{m.encoder_name}` + MLP, words: {', '.join(m.labels)}{accuracy}; "
-            f"loaded from {m.source}.")
+    return (f"A frozen `{m.encoder_name}` encoder + MLP, words: {', '.join(m.labels)}{accuracy}. "
+            f"{model_line('commands', model)}")
 
 
 def build(demo: gr.Blocks) -> None:
@@ -177,22 +182,26 @@ def build(demo: gr.Blocks) -> None:
         with gr.Column():
             recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="your command",
                                  elem_id="commands-input")
-            submit = gr.Button("Recognise", variant="primary", elem_id="commands-submit")
+            submit = gr.Button("Recognise again", variant="secondary", elem_id="commands-submit")
+            gr.Markdown("*A recording is recognised as soon as you press Stop, upload a file or pick an example.*")
             gr.Examples(examples(), [recording], label="examples spoken by espeak-ng (voices the model never heard)")
         with gr.Column():
             label = gr.Label(num_top_classes=3, label="top 3", elem_id="commands-label")
             verdict = gr.Markdown(elem_id="commands-verdict")
-    heard = gr.Plot(label="waveform and spectrogram")
-    submit.click(recognise, [recording], [label, verdict, heard], api_name="recognise_command")
+    heard = gr.Plot(label="waveform and spectrogram", elem_id="commands-plot")
+    outputs = [label, verdict, heard]
+    clear_on_failure(submit.click(handler(recognise), [recording], outputs, api_name="recognise_command",
+                                  concurrency_limit=CONCURRENCY, concurrency_id="commands"), outputs)
     # a finished recording, an upload or an example: recognised at once (a cleared input clears the answer)
-    recording.change(lambda p: recognise(p) if p else (None, "", None), [recording], [label, verdict, heard],
-                     api_visibility="undocumented")
+    clear_on_failure(recording.change(handler(lambda p: recognise(p) if p else (None, "", None)), [recording],
+                                      outputs, api_visibility="undocumented", concurrency_id="commands"), outputs)
     with gr.Accordion("Continuous: speak and watch the commands appear", open=False):
         with gr.Row():
             stream = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone (streaming)")
-            commands = gr.Markdown(_heard_list({"heard": []}), elem_id="commands-stream")
+            commands = gr.Markdown(BEFORE_STREAMING, elem_id="commands-stream")
         state = gr.State(None)
-        stream.stream(listen, [stream, state], [commands, state], stream_every=0.5, time_limit=120, api_name="listen",
-                      concurrency_limit=4)
-        gr.Button("Clear").click(lambda: (_heard_list({"heard": []}), None), None, [commands, state],
+        # show_progress hidden: the list is shown at full contrast while the stream runs, not greyed as pending
+        stream.stream(handler(listen), [stream, state], [commands, state], stream_every=0.5, time_limit=120,
+                      api_name="listen", concurrency_limit=4, show_progress="hidden")
+        gr.Button("Clear").click(lambda: (BEFORE_STREAMING, None), None, [commands, state],
                                  api_visibility="private")

@@ -1,23 +1,115 @@
-"""What every tab shares: user-facing errors, example files, image-size limits."""
+"""What every tab shares: user-facing errors, handlers safe under concurrent requests, model loading and the
+model line, example files, image-size limits."""
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
+from dlhub.errors import DLHubError
 from dlhub.modeling import MAX_PIXELS
+from dlhub.tasks import get_task
 
 # Example files are generated at start-up (nothing from the course's data is shipped); launch() allows this folder.
 EXAMPLES_DIR = Path(tempfile.gettempdir()) / "dlhub-space-examples"
 MIN_IMAGE_SIDE = 8
+# Output images are written here, one new file per request, and handed to Gradio as paths (see `image_file`)
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "dlhub-space-outputs"
+OUTPUT_MAX_AGE_S = 600
+SERVER_ERROR = "Something went wrong on the server; it was logged."
+log = logging.getLogger("dlhub.space")
 
 
 def user_error(message: str) -> gr.Error:
     """A gr.Error for bad user input: shown in the page, not printed as a server traceback (it is not a bug)."""
     return gr.Error(message, print_exception=False)
+
+
+def handler(fn):
+    """An event handler as the page should see it: a gr.Error (bad input) passes through as it is; any other exception
+    is a bug: it is logged with its traceback and the page shows one short sentence instead of a bare "Error"."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception:
+            log.exception("dlhub: unexpected error in the Space's %s", fn.__qualname__)
+            raise gr.Error(SERVER_ERROR, print_exception=False) from None
+
+    return wrapped
+
+
+def clear_on_failure(event, outputs: list) -> None:
+    """When `event` fails, empty its outputs: a message never stands beside the previous request's results."""
+    event.failure(lambda: [None] * len(outputs) if len(outputs) > 1 else None, None, outputs,
+                  api_visibility="private", queue=False)
+
+
+def load_once(loader):
+    """functools.cache for a model loader with no arguments, under a lock: requests arriving together before the model
+    is loaded wait for one load instead of each loading their own copy."""
+    lock, loaded = threading.Lock(), []
+
+    @functools.wraps(loader)
+    def get():
+        if not loaded:
+            with lock:
+                if not loaded:
+                    loaded.append(loader())
+        return loaded[0]
+
+    return get
+
+
+def model_line(task: str, load) -> str:
+    """One sentence for users on where the tab's model came from, with a link to its card (details go to the log)."""
+    spec = get_task(task)
+    try:
+        model = load()
+    except DLHubError:
+        log.exception("dlhub: no %s model", task)
+        return f"⚠️ No model could be loaded for this tab (the {spec.repo_id} repo and the bundled copy both failed)."
+    origin = model.origin
+    card = f"[model card](https://huggingface.co/{origin.repo_id or spec.repo_id})"
+    if origin.kind == "hub":
+        commit = f", commit `{origin.commit[:7]}`" if origin.commit else ""
+        return f"Model: `{origin.repo_id}` from the Hub{commit} ({card})."
+    if origin.kind == "local":
+        return f"Model: the local folder `{origin.folder_name}`."
+    why = {"offline": "this Space runs offline", "unreachable": "the Hub could not be reached",
+           "missing": f"`{spec.repo_id}` is not on the Hub yet"}.get(origin.reason, "the Hub could not be used")
+    return f"Bundled model — {why} ({card})."
+
+
+def image_file(image: Image.Image, name: str = "image") -> str:
+    """Save an output image to a new file and return its path.
+
+    Gradio caches a returned PIL image under the hash of its bytes and rewrites that file in place, so two requests
+    that produce the same image write one file while a browser may be reading it (seen as "Too much data for declared
+    Content-Length"). A returned path is copied into the cache under a temporary name and renamed: atomic."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUTPUT_DIR.glob("*.png"):  # Gradio has its own copy by then
+        try:
+            if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                old.unlink()
+        except OSError:
+            pass
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".png", dir=OUTPUT_DIR)
+    with os.fdopen(fd, "wb") as f:
+        image.save(f, format="PNG")
+    return path
 
 
 def example_file(name: str, make) -> str:

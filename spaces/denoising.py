@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import gradio as gr
 import numpy as np
 import torch
@@ -13,13 +11,16 @@ import dlhub
 from dlhub.denoise import add_noise
 from dlhub.errors import DLHubError
 from dlhub.metrics import psnr
-from spaces.common import CheckedImage, example_file, fit_within, open_image, user_error
+from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, load_once,
+                           model_line, open_image, user_error)
 
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
+MAX_SEED = 2**31 - 1
+CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
 
 
-@functools.cache
+@load_once
 def model():
     return dlhub.load("denoiser")
 
@@ -36,6 +37,16 @@ def _db(value: float) -> str:
     return "∞ dB (identical)" if np.isinf(value) else f"{value:.2f} dB"
 
 
+def parse_seed(seed) -> int:
+    try:
+        value = float(seed)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (value.is_integer() and 0 <= value <= MAX_SEED):
+        raise user_error(f"The noise seed must be a whole number from 0 to {MAX_SEED:,}; got {seed!r}.")
+    return int(value)
+
+
 def run(path: str | None, sigma: float, seed, already_noisy: bool):
     image, note = fit_within(open_image(path), MAX_SIDE)
     gray = image.convert("L")
@@ -44,16 +55,13 @@ def run(path: str | None, sigma: float, seed, already_noisy: bool):
     except DLHubError as err:
         raise user_error(f"No denoising model could be loaded: {err}") from None
     if already_noisy:
-        denoised = denoiser.denoise([gray])[0]
+        denoised = image_file(denoiser.denoise([gray])[0], "denoised")
         text = ("Your photo was treated as already noisy: it was denoised as it is. With no clean reference, "
                 "no PSNR can be computed.")
-        return None, gray, denoised, " ".join(t for t in (text, note) if t)
+        return None, image_file(gray, "noisy"), denoised, " ".join(t for t in (text, note) if t)
     if sigma is None or not 0 <= float(sigma) <= 1:
         raise user_error(f"σ must lie between 0 and 1, got {sigma}")
-    try:
-        generator = torch.Generator().manual_seed(int(seed))
-    except (TypeError, ValueError, OverflowError):
-        raise user_error(f"The seed must be a whole number, got {seed!r}") from None
+    generator = torch.Generator().manual_seed(parse_seed(seed))
     clean = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)
     noisy_array = add_noise(clean, float(sigma), generator).numpy()
     noisy = Image.fromarray(np.round(noisy_array * 255).astype(np.uint8))
@@ -66,17 +74,18 @@ def run(path: str | None, sigma: float, seed, already_noisy: bool):
             f"**{_db(denoised_db)}**")
     if np.isfinite(noisy_db) and np.isfinite(denoised_db):
         text += f" ({denoised_db - noisy_db:+.2f} dB)."
-    return gray, noisy, denoised, " ".join(t for t in (text, note) if t)
+    return (image_file(gray, "clean"), image_file(noisy, "noisy"), image_file(denoised, "denoised"),
+            " ".join(t for t in (text, note) if t))
 
 
 def model_note() -> str:
     try:
         m = model()
-    except DLHubError as err:
-        return f"⚠️ No denoising model could be loaded: {err}"
+    except DLHubError:
+        return model_line("denoiser", model)
     low, high = m.noise_std
     trained = f"σ from {low:g} to {high:g}" if high > low else f"σ = {low:g}"
-    return f"Model: `{m.arch}` autoencoder trained on faces with {trained}, loaded from {m.source}."
+    return f"A `{m.arch}` autoencoder trained on faces with {trained}. {model_line('denoiser', model)}"
 
 
 def build(demo: gr.Blocks) -> None:
@@ -90,7 +99,7 @@ def build(demo: gr.Blocks) -> None:
                              elem_id="denoise-input", height=260)
             sigma = gr.Slider(0.0, 0.5, value=0.2, step=0.01, label="noise σ", elem_id="denoise-sigma")
             with gr.Row():
-                seed = gr.Number(0, precision=0, label="noise seed", minimum=0, maximum=2**31 - 1)
+                seed = gr.Number(0, precision=0, label=f"noise seed (0 to {MAX_SEED:,})", elem_id="denoise-seed")
                 already_noisy = gr.Checkbox(False, label="my photo is already noisy (no clean reference)")
         with gr.Column(scale=2):
             with gr.Row():
@@ -99,9 +108,14 @@ def build(demo: gr.Blocks) -> None:
                 denoised_out = gr.Image(label="denoised", interactive=False, height=256)
             summary = gr.Markdown(elem_id="denoise-psnr")
     inputs, outputs = [image, sigma, seed, already_noisy], [clean_out, noisy_out, denoised_out, summary]
-    gr.Examples(examples(), inputs, outputs, fn=run, run_on_click=True, cache_examples=False,
+    gr.Examples(examples(), inputs, outputs, fn=handler(run), run_on_click=True, cache_examples=False,
                 api_visibility="private")
-    image.change(run, inputs, outputs, show_progress="minimal", api_name="denoise")
+    clear_on_failure(image.change(handler(run), inputs, outputs, show_progress="minimal", api_name="denoise",
+                                  concurrency_limit=CONCURRENCY, concurrency_id="denoise"), outputs)
+    rerun = handler(lambda im, *rest: run(im, *rest) if im is not None else gr.skip())
     for control in (sigma, seed, already_noisy):
-        control.change(lambda im, *rest: run(im, *rest) if im is not None else gr.skip(), inputs, outputs,
-                       show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")
+        clear_on_failure(control.change(rerun, inputs, outputs, show_progress="hidden", trigger_mode="always_last",
+                                        api_visibility="undocumented", concurrency_id="denoise"), outputs)
+    # no noise is added to a photo that is already noisy: σ and the seed do not apply
+    already_noisy.change(lambda noisy: [gr.update(interactive=not noisy)] * 2, [already_noisy], [sigma, seed],
+                         queue=False, api_visibility="private")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import tempfile
 from pathlib import Path
 
@@ -14,14 +13,17 @@ import dlhub
 from dlhub.data.landmarks import CONTOURS
 from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
-from spaces.common import CheckedImage, example_file, fit_within, open_image, user_error
+from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, load_once,
+                           model_line, open_image, user_error)
 
 TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
 COLUMNS = ["face", "point", "x", "y"]
+ZOOM_SIDE = 320  # each face is also shown on its own at this size
+CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
 
 
-@functools.cache
+@load_once
 def model():
     m = dlhub.load("landmarks")
     m.predict([Image.new("RGB", (224, 224))])  # warm-up: the first request is not the slow one
@@ -52,6 +54,19 @@ def draw(photo: Image.Image, faces: list[dict], show_points: bool, show_lines: b
     return canvas
 
 
+def zoomed_faces(drawn: Image.Image, faces: list[dict]) -> list[tuple[str, str]]:
+    """Each face cut out of the drawn photo with a margin and enlarged, so small faces' points can be seen."""
+    views = []
+    for i, face in enumerate(faces):
+        x, y, w, h = face["box"]
+        side = 1.4 * max(w, h)
+        cx, cy = x + w / 2, y + h / 2
+        box = tuple(round(v) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+        crop = drawn.crop(box).resize((ZOOM_SIDE, ZOOM_SIDE), Image.Resampling.LANCZOS)
+        views.append((image_file(crop, f"face{i + 1}"), f"face {i + 1}"))
+    return views
+
+
 def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool):
     photo, note = fit_within(open_image(path), MAX_SIDE)
     photo = photo.convert("RGB")
@@ -62,26 +77,28 @@ def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool)
     faces = landmarker.detect_and_predict(photo)
     if not faces:
         gr.Warning("No face found: use a photo with a frontal face at least about 50 px across.")
-        return photo, [], None, " ".join(t for t in ("**No face found** in this photo.", note) if t)
+        return (image_file(photo, "photo"), [], None, None,
+                " ".join(t for t in ("**No face found** in this photo.", note) if t))
     rows = [[i + 1, j + 1, round(float(x), 1), round(float(y), 1)]
             for i, face in enumerate(faces) for j, (x, y) in enumerate(face["landmarks"])]
     table = Path(tempfile.mkdtemp(prefix="dlhub-landmarks-")) / "landmarks.csv"
     with open(table, "w", newline="") as f:
         csv.writer(f).writerows([COLUMNS, *rows])
     summary = f"**{len(faces)} face{'s' if len(faces) > 1 else ''}** found; 68 points each (iBUG numbering from 1)."
-    return draw(photo, faces, show_points, show_lines, show_boxes), rows, str(table), \
-        " ".join(t for t in (summary, note) if t)
+    drawn = draw(photo, faces, show_points, show_lines, show_boxes)
+    return (image_file(drawn, "landmarks"), rows, str(table), zoomed_faces(drawn, faces),
+            " ".join(t for t in (summary, note) if t))
 
 
 def model_note() -> str:
     try:
         m = model()
-    except DLHubError as err:
-        return f"⚠️ No landmark model could be loaded: {err}"
+    except DLHubError:
+        return model_line("landmarks", model)
     metrics = read_metrics(m)
     measured = (f", test MSE {metrics['test_mse_px2']:.1f} px² and NME {metrics['test_nme']:.3f} on "
                 f"{metrics['test_faces']} HELEN faces") if metrics else ""
-    return f"Model: `{m.backbone}` backbone + a 136-output head{measured}; loaded from {m.source}."
+    return f"A `{m.backbone}` backbone + a 136-output head{measured}. {model_line('landmarks', model)}"
 
 
 def build(demo: gr.Blocks) -> None:
@@ -100,13 +117,16 @@ def build(demo: gr.Blocks) -> None:
         with gr.Column():
             drawn = gr.Image(label="landmarks", interactive=False, height=360, elem_id="landmarks-output")
             summary = gr.Markdown(elem_id="landmarks-summary")
+            zoomed = gr.Gallery(label="each face, enlarged", columns=3, height="auto", object_fit="contain",
+                                elem_id="landmarks-faces", buttons=[])
     with gr.Accordion("Coordinates (pixels of the photo)", open=False):
         table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="landmarks-table", max_height=300)
         download = gr.File(label="landmarks.csv", elem_id="landmarks-csv")
-    inputs, outputs = [photo, points, lines, boxes], [drawn, table, download, summary]
-    photo.change(lambda photo, show_points, show_lines, show_boxes: run(photo, show_points, show_lines, show_boxes)
-                 if photo else (None, [], None, ""), inputs, outputs,
-                 api_name="face_landmarks")
+    inputs, outputs = [photo, points, lines, boxes], [drawn, table, download, zoomed, summary]
+    nothing = (None, [], None, None, "")
+    clear_on_failure(photo.change(handler(lambda p, *toggles: run(p, *toggles) if p else nothing), inputs, outputs,
+                                  api_name="face_landmarks", concurrency_limit=CONCURRENCY,
+                                  concurrency_id="landmarks"), outputs)
     for toggle in (points, lines, boxes):
-        toggle.change(lambda p, *t: run(p, *t) if p else (None, [], None, ""), inputs, outputs,
-                      api_visibility="undocumented")
+        clear_on_failure(toggle.change(handler(lambda p, *toggles: run(p, *toggles) if p else nothing), inputs,
+                                       outputs, api_visibility="undocumented", concurrency_id="landmarks"), outputs)

@@ -6,8 +6,8 @@ their own Task1_1.npz / Task1_2.npz.
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -19,14 +19,16 @@ from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
 from dlhub.plots import plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves, plot_regression
 from dlhub.regression import irls, make_task1_example, select_sigma, train_logistic
-from spaces.common import user_error
+from spaces.common import clear_on_failure, handler, load_once, model_line, user_error
 
 TITLE = "Regression"
 SIGMA_MIN, SIGMA_MAX = 0.1, 300.0
 EPOCHS, LR, DECAY = 10_000, 1.0, 0.001
+# requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
+CONCURRENCY = {"refit": 2, "choose": 2, "train": 2}
 
 
-@functools.cache
+@load_once
 def bundled_model():
     return dlhub.load("regression")
 
@@ -66,16 +68,31 @@ def _key(*arrays) -> str:
 
 
 _LOGISTIC_RUNS: dict[str, tuple] = {}  # data hash → (constant-lr fit, decayed fit): each data set trains once
+_RUNS_LOCK = threading.Lock()  # guards _LOGISTIC_RUNS and _TRAINING
+_TRAINING: dict[str, threading.Lock] = {}  # data hash → held while that data set trains: a second request waits
 
 
-def logistic_runs(X_train, y_train, X_test, y_test):
+def logistic_runs(X_train, y_train, X_test, y_test, on_progress=None):
     key = _key(X_train, y_train, X_test, y_test)
-    if key not in _LOGISTIC_RUNS:
-        if len(_LOGISTIC_RUNS) >= 16:
-            _LOGISTIC_RUNS.pop(next(iter(_LOGISTIC_RUNS)))
-        _LOGISTIC_RUNS[key] = (train_logistic(X_train, y_train, X_test, y_test, lr=LR, epochs=EPOCHS),
-                               train_logistic(X_train, y_train, X_test, y_test, lr=LR, epochs=EPOCHS, decay=DECAY))
-    return _LOGISTIC_RUNS[key]
+    with _RUNS_LOCK:
+        if key in _LOGISTIC_RUNS:
+            return _LOGISTIC_RUNS[key]
+        training = _TRAINING.setdefault(key, threading.Lock())
+    with training:
+        with _RUNS_LOCK:
+            if key in _LOGISTIC_RUNS:  # trained by the request this one waited for
+                return _LOGISTIC_RUNS[key]
+        report = on_progress or (lambda fraction: None)
+        runs = (train_logistic(X_train, y_train, X_test, y_test, lr=LR, epochs=EPOCHS,
+                               on_progress=lambda f: report(f / 2)),
+                train_logistic(X_train, y_train, X_test, y_test, lr=LR, epochs=EPOCHS, decay=DECAY,
+                               on_progress=lambda f: report(0.5 + f / 2)))
+        with _RUNS_LOCK:
+            if len(_LOGISTIC_RUNS) >= 16:
+                _LOGISTIC_RUNS.pop(next(iter(_LOGISTIC_RUNS)))
+            _LOGISTIC_RUNS[key] = runs
+            _TRAINING.pop(key, None)
+    return runs
 
 
 def refit(data: dict, sigma: float):
@@ -89,24 +106,44 @@ def refit(data: dict, sigma: float):
     if data.get("uploaded"):
         model = bundled_model()
         reference = {f"bundled model (σ = {model.sigma:.3g})": model.weights()["robust"]}
+    chosen = data.get("chosen_sigma")
+    if chosen is not None and abs(float(sigma) - chosen) < 1e-9:
+        how = "chosen on this data's validation set"
+    elif not data.get("uploaded") and abs(float(sigma) - default_sigma()) < 1e-9:
+        how = "the bundled model's, chosen on the course's data, not on this data: press *Choose σ*"
+    else:
+        how = "set by hand; *Choose σ* picks it on this data's validation set"
     summary = (f"**{data['name']}**: {len(r['X_trn'])} training and {len(r['X_val'])} validation samples.  \n"
                f"OLS validation MSE **{fit.val_mse[0]:.5f}**; reweighted (σ = {fit.sigma:.4g}, kept iteration "
-               f"{fit.best_iteration} of {len(fit.val_mse) - 1}) **{fit.val_mse[fit.best_iteration]:.5f}**.")
+               f"{fit.best_iteration} of {len(fit.val_mse) - 1}) **{fit.val_mse[fit.best_iteration]:.5f}**.  \n"
+               f"σ = {fit.sigma:.4g} is {how}.")
     return (plot_regression(r["X_trn"], r["Y_trn"], r["X_val"], r["Y_val"], fit, reference),
             plot_irls_diagnostics(r["X_trn"], fit), summary)
 
 
+def default_sigma() -> float:
+    """The slider's start: the bundled model's σ (chosen on the course's validation set)."""
+    try:
+        return round(bundled_model().sigma, 1)
+    except DLHubError:
+        return 45.0
+
+
 def choose_sigma(data: dict):
-    r = (data or example_data())["reg"]
+    """σ with the lowest validation MSE on the data shown (rounded to the slider's step); the data remembers it."""
+    data = dict(data or example_data())
+    r = data["reg"]
     fit = select_sigma(r["X_trn"], r["Y_trn"], r["X_val"], r["Y_val"])
-    return float(np.clip(round(fit.sigma, 1), SIGMA_MIN, SIGMA_MAX))
+    data["chosen_sigma"] = float(np.clip(round(fit.sigma, 1), SIGMA_MIN, SIGMA_MAX))
+    return data["chosen_sigma"], data
 
 
 def train(data: dict, progress=gr.Progress()):
     data = data or example_data()
     c = data["clf"]
-    progress(0.1, desc=f"gradient descent, 2 × {EPOCHS:,} epochs")
-    plain, decayed = logistic_runs(c["X_train"], c["y_train"], c["X_test"], c["y_test"])
+    progress(0.0, desc=f"gradient descent, 2 × {EPOCHS:,} epochs")
+    plain, decayed = logistic_runs(c["X_train"], c["y_train"], c["X_test"], c["y_test"],
+                                   on_progress=lambda f: progress(f, desc=f"gradient descent, 2 × {EPOCHS:,} epochs"))
     classifiers = {f"lr decay {DECAY}": decayed.weights, "constant lr": plain.weights}
     if data.get("uploaded"):
         classifiers["bundled model"] = bundled_model().weights()["logistic_decay"]
@@ -115,17 +152,32 @@ def train(data: dict, progress=gr.Progress()):
     summary = (f"**{data['name']}**: {len(c['X_train'])} training and {len(c['X_test'])} test points; features "
                f"[x1, x2, x1², x2², x1·x2, 1], lr {LR}, {EPOCHS:,} epochs, seed 0.\n\n"
                f"| run | train accuracy | test accuracy |\n|---|---|---|\n{rows}")
+    if plain.history["test_accuracy"][-1] == decayed.history["test_accuracy"][-1]:
+        summary += ("\n\nBoth runs reach the same accuracy on this data: the loss has settled long before the decayed "
+                    "learning rate becomes small, so decay changes nothing here." + course_decay_note())
     return (plot_decision_boundary(c["X_test"], c["y_test"], classifiers, "decision boundary on the test data"),
             plot_logistic_curves({"constant lr": plain, f"decay {DECAY}": decayed}), summary)
+
+
+def course_decay_note() -> str:
+    """What decay did on the course's own data, from the bundled model's metrics.json."""
+    try:
+        m = read_metrics(bundled_model())
+    except DLHubError:
+        return ""
+    if not m:
+        return ""
+    return (f" On the course's Task1_2.npz it does: test accuracy {m['logistic_test_accuracy']:.3f} with a constant lr, "
+            f"{m['logistic_decay_test_accuracy']:.3f} with decay (the bundled model).")
 
 
 def model_summary() -> str:
     try:
         model = bundled_model()
-    except DLHubError as err:
-        return f"⚠️ No regression model could be loaded: {err}"
+    except DLHubError:
+        return model_line("regression", bundled_model)
     m = read_metrics(model)
-    lines = [f"**Model**: loaded from {model.source}.",
+    lines = [model_line("regression", bundled_model),
              f"Trained on the course's Task 1 data; σ = {model.sigma:.4g}, kept IRLS iteration {model.irls_iteration}."]
     if m:
         lines.append(
@@ -158,7 +210,9 @@ def build(demo: gr.Blocks) -> None:
         gr.Markdown(model_summary())
         figures = model_figures()
         if figures:
-            gr.Gallery(figures, columns=4, height="auto", label="figures saved with the model")
+            gr.Markdown("Figures saved with the model (click one to enlarge):")
+            gr.Gallery(figures, columns=2, height="auto", object_fit="contain", show_label=False,
+                       elem_id="regression-figures", buttons=["fullscreen"])
     gr.Markdown("#### Your data\nThe tab starts on example data in the course's layout. Upload the course's "
                 "`Task1_1.npz` and/or `Task1_2.npz` (or any file with the same keys) to refit on them.")
     with gr.Row():
@@ -170,12 +224,7 @@ def build(demo: gr.Blocks) -> None:
 
     gr.Markdown("#### 1.1 Iteratively reweighted least squares")
     with gr.Row():
-        default_sigma = 45.0
-        try:
-            default_sigma = round(bundled_model().sigma, 1)
-        except DLHubError:
-            pass
-        sigma = gr.Slider(SIGMA_MIN, SIGMA_MAX, value=default_sigma, step=0.1, label="σ (refits as you move it)",
+        sigma = gr.Slider(SIGMA_MIN, SIGMA_MAX, value=default_sigma(), step=0.1, label="σ (refits as you move it)",
                           elem_id="sigma-slider", scale=4)
         choose = gr.Button("Choose σ on the validation set", scale=1)
     fit_summary = gr.Markdown(elem_id="fit-summary")
@@ -184,19 +233,29 @@ def build(demo: gr.Blocks) -> None:
         diagnostics_plot = gr.Plot(show_label=False, elem_id="diagnostics-plot")
 
     gr.Markdown("#### 1.2 Logistic regression by gradient descent")
-    train_summary = gr.Markdown(elem_id="train-summary")
     with gr.Row():
-        boundary_plot = gr.Plot(show_label=False, elem_id="boundary-plot")
-        curves_plot = gr.Plot(show_label=False, elem_id="curves-plot")
+        boundary_plot = gr.Plot(show_label=False, elem_id="boundary-plot", scale=1)
+        train_summary = gr.Markdown(elem_id="train-summary")
+    curves_plot = gr.Plot(show_label=False, elem_id="curves-plot")
 
     fit_outputs = [fit_plot, diagnostics_plot, fit_summary]
     train_outputs = [boundary_plot, curves_plot, train_summary]
-    demo.load(refit, [data, sigma], fit_outputs, api_visibility="undocumented").then(
-        train, [data], train_outputs, api_visibility="undocumented")
-    sigma.change(refit, [data, sigma], fit_outputs, show_progress="hidden", trigger_mode="always_last",
-                 concurrency_limit=4, api_name="regression_refit")
-    choose.click(choose_sigma, [data], [sigma], api_name="choose_sigma")
+    refit_, train_, choose_ = handler(refit), handler(train), handler(choose_sigma)
+    demo.load(refit_, [data, sigma], fit_outputs, api_visibility="undocumented",
+              concurrency_id="regression_refit").then(
+        train_, [data], train_outputs, api_visibility="undocumented", concurrency_limit=CONCURRENCY["train"],
+        concurrency_id="regression_train")
+    # .input: only the person moving the slider refits here; a σ set by Choose or an upload refits in its own chain
+    clear_on_failure(sigma.input(refit_, [data, sigma], fit_outputs, show_progress="hidden", trigger_mode="always_last",
+                                 concurrency_limit=CONCURRENCY["refit"], api_name="regression_refit",
+                                 concurrency_id="regression_refit"), fit_outputs)
+    choose.click(choose_, [data], [sigma, data], api_name="choose_sigma",
+                 concurrency_limit=CONCURRENCY["choose"]).success(
+        refit_, [data, sigma], fit_outputs, api_visibility="undocumented")
     for upload in (regression_file, classification_file):
-        upload.change(load_data, [regression_file, classification_file], [data], api_visibility="undocumented").then(
-            refit, [data, sigma], fit_outputs, api_visibility="undocumented").then(
-            train, [data], train_outputs, api_visibility="undocumented")
+        loaded = upload.change(handler(load_data), [regression_file, classification_file], [data],
+                               api_visibility="undocumented")
+        clear_on_failure(loaded, fit_outputs + train_outputs)
+        loaded.success(choose_, [data], [sigma, data], api_visibility="undocumented").success(
+            refit_, [data, sigma], fit_outputs, api_visibility="undocumented").success(
+            train_, [data], train_outputs, api_visibility="undocumented", concurrency_id="regression_train")

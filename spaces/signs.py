@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
-import functools
-
 import gradio as gr
 import numpy as np
 from matplotlib import colormaps
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import dlhub
 from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
-from spaces.common import CheckedImage, example_file, open_image, user_error
+from spaces.common import (CheckedImage, clear_on_failure, example_file, handler, image_file, load_once, model_line,
+                           open_image, user_error)
 
 TITLE = "Traffic signs"
+CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
 SHOWN = 200  # side of the 'as the model saw it' and Grad-CAM images
 
 
-@functools.cache
+@load_once
 def model():
     return dlhub.load("signs")
 
 
 def examples() -> list[str]:
     return [example_file(f"sign_{c}.png", lambda c=c: draw_sign(c, 96, seed=c)) for c in (14, 1, 17, 13, 38, 12)]
+
+
+def with_colour_scale(heat_overlay: Image.Image) -> Image.Image:
+    """The Grad-CAM overlay with the colour scale beside it (jet: blue = no evidence, red = the most)."""
+    w, h = heat_overlay.size
+    bar_w, margin, text_w = 14, 6, 34
+    canvas = Image.new("RGB", (w + margin + bar_w + text_w, h), "white")
+    canvas.paste(heat_overlay, (0, 0))
+    ramp = colormaps["jet"](np.linspace(1, 0, h - 20))[:, :3]
+    bar = Image.fromarray(np.round(np.repeat(ramp[:, None], bar_w, 1) * 255).astype(np.uint8))
+    canvas.paste(bar, (w + margin, 10))
+    pen = ImageDraw.Draw(canvas)
+    pen.text((w + margin + bar_w + 3, 6), "high", fill="black")
+    pen.text((w + margin + bar_w + 3, h - 18), "low", fill="black")
+    return canvas
 
 
 def classify(path: str | None):
@@ -41,19 +56,25 @@ def classify(path: str | None):
     as_pil = lambda a: Image.fromarray(np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)).resize(  # noqa: E731
         (SHOWN, SHOWN), Image.Resampling.NEAREST)
     note = (f"The model saw the image at {classifier.input_size}×{classifier.input_size} px. Grad-CAM shows where "
-            f"the evidence for **{classifier.labels[index]}** is.")
-    return probabilities, as_pil(seen), as_pil(overlay), note
+            f"the evidence for **{classifier.labels[index]}** is (red: most, blue: none).  \n{CONFIDENCE_NOTE}")
+    return (probabilities, image_file(as_pil(seen), "seen"), image_file(with_colour_scale(as_pil(overlay)), "cam"),
+            note)
+
+
+CONFIDENCE_NOTE = ("*The top class rarely shows more than about 90 %: the model was trained with label smoothing "
+                   "(0.1), which asks it to keep some probability for the other 42 classes. Read the bars as a "
+                   "ranking; the test accuracy above says how often the top class is right.*")
 
 
 def model_note() -> str:
     try:
         m = model()
-    except DLHubError as err:
-        return f"⚠️ No traffic-sign model could be loaded: {err}"
+    except DLHubError:
+        return model_line("signs", model)
     metrics = read_metrics(m)
     accuracy = f", test accuracy {metrics['test_accuracy']:.4f} on the {metrics['test_images']:,} official test " \
                "images" if metrics else ""
-    return f"Model: {len(m.labels)} GTSRB classes{accuracy}; loaded from {m.source}."
+    return f"{len(m.labels)} GTSRB classes{accuracy}. {model_line('signs', model)}"
 
 
 def build(demo: gr.Blocks) -> None:
@@ -68,8 +89,12 @@ def build(demo: gr.Blocks) -> None:
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="top 5", elem_id="signs-label")
             with gr.Row():
-                seen = gr.Image(label="as the model saw it", interactive=False, height=210)
-                cam = gr.Image(label="Grad-CAM for the top class", interactive=False, height=210)
-            note = gr.Markdown()
-    image.change(lambda photo: classify(photo) if photo else (None, None, None, ""), [image], [label, seen, cam, note],
-                 api_name="classify_sign")
+                seen = gr.Image(label="as the model saw it", interactive=False, height=230, buttons=[],
+                                elem_id="signs-seen")
+                cam = gr.Image(label="Grad-CAM for the top class", interactive=False, height=230, buttons=[],
+                               elem_id="signs-cam")
+            note = gr.Markdown(elem_id="signs-note")
+    outputs = [label, seen, cam, note]
+    event = image.change(handler(lambda photo: classify(photo) if photo else (None, None, None, "")), [image], outputs,
+                         api_name="classify_sign", concurrency_limit=CONCURRENCY)
+    clear_on_failure(event, outputs)

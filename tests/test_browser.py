@@ -52,7 +52,7 @@ def test_regression_tab_refits_when_sigma_moves(page):
     summary = page.locator("#fit-summary")
     summary.get_by_text("OLS validation MSE").wait_for(timeout=60_000)
     page.locator("#train-summary").get_by_text("test accuracy").wait_for(timeout=60_000)
-    assert "bundled checkpoint" in page.inner_text("body")
+    assert "Bundled model — dlhub-course/task1-regression is not on the Hub yet" in page.inner_text("body")
     plot = page.locator("#fit-plot img")
     before_src, before_text = plot.get_attribute("src"), summary.inner_text()
     number = page.locator("#sigma-slider input[type=number]")
@@ -67,23 +67,50 @@ def test_regression_tab_refits_when_sigma_moves(page):
     no_errors(page)
 
 
-def test_exercises_tab_checks_autograd_and_warns_on_text(page):
+def test_exercises_tab_opens_on_the_course_question_and_warns_on_text(page):
     page.get_by_role("tab", name="Exercises").click()
     result = page.locator("#mlp-result")
     result.get_by_text("Check against torch autograd").wait_for(timeout=30_000)
-    assert result.inner_text().count("✓ yes") == 3
+    text = result.inner_text()
+    assert text.count("✓ yes") == 3 and "0.6271" in text and "0.9866" in text and "−0.2251" in text
     page.locator("#z-plot img").wait_for(timeout=30_000)
     screenshot(page, "exercises")
     x1 = page.locator("#ex-x1 textarea, #ex-x1 input").first
     x1.fill("abc")
     x1.press("Enter")
     page.get_by_text("Not a finite number: x1").first.wait_for(timeout=15_000)
+    page.wait_for_function("() => !document.querySelector('#mlp-result').innerText.includes('0.6271')",
+                           timeout=15_000)  # the old result is cleared
     no_errors(page)
     x1.fill("2")
-    x1.press("Enter")
-    page.wait_for_function("() => document.querySelector('#mlp-result').innerText.includes('s3 = 2·0.4')",
+    with page.expect_response(lambda r: "/queue/join" in r.url) as computed:
+        page.locator("#ex-compute").click()  # leaving the field and clicking computes once, not twice
+    assert computed.value.ok
+    page.wait_for_function("() => document.querySelector('#mlp-result').innerText.includes('s3 = 2 · 0.4')",
                            timeout=15_000)
     no_errors(page)
+
+
+def test_two_pages_denoise_at_the_same_time(space_url, playwright, tmp_path):
+    """Two people on the denoising tab at once: both see their PSNR (the metric is computed per request)."""
+    from conftest import synthetic_faces
+    from PIL import Image
+
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        pages = [browser.new_page(viewport={"width": 1300, "height": 1000}) for _ in range(2)]
+        for i, page in enumerate(pages):
+            page.goto(space_url)
+            page.get_by_role("tab", name="Face denoising").click()
+            Image.fromarray(synthetic_faces(1, size=128, seed=i)[0]).save(tmp_path / f"face{i}.png")
+        for i, page in enumerate(pages):  # both uploads before either answer arrives
+            page.locator("#denoise-input input[type=file]").set_input_files(str(tmp_path / f"face{i}.png"))
+        for page in pages:
+            page.locator("#denoise-psnr").get_by_text("PSNR against the clean image").wait_for(timeout=60_000)
+            assert "dB" in page.locator("#denoise-psnr").inner_text()
+            no_errors(page)
+    finally:
+        browser.close()
 
 
 def test_denoising_tab_psnr_follows_the_slider(page, tmp_path):
@@ -106,7 +133,7 @@ def test_denoising_tab_psnr_follows_the_slider(page, tmp_path):
     no_errors(page)
 
 
-def test_signs_tab_reads_an_uploaded_sign(page, tmp_path):
+def test_signs_tab_reads_an_uploaded_sign_and_a_bad_file_clears_it_with_one_message(page, tmp_path):
     from dlhub.sign_drawings import draw_sign
 
     page.get_by_role("tab", name="Traffic signs").click()
@@ -116,6 +143,18 @@ def test_signs_tab_reads_an_uploaded_sign(page, tmp_path):
     page.locator("#signs-label").get_by_text("No entry").first.wait_for(timeout=60_000)
     screenshot(page, "signs")
     no_errors(page)
+    fake = tmp_path / "notes.png"
+    fake.write_text("a text file renamed .png")
+    page.locator("#signs-input input[type=file]").set_input_files(str(fake))
+    page.locator(".toast-body.error").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)  # a second toast for the same error would have arrived by now
+    errors = page.locator(".toast-body.error").all_inner_texts()
+    assert len(errors) == 1 and "not an image that can be read" in errors[0], errors
+    page.wait_for_function("() => !document.querySelector('#signs-label').innerText.includes('No entry')",
+                           timeout=15_000)  # the previous answer is gone
+    assert page.locator("#signs-note").inner_text().strip() == ""
+    for close in page.locator(".toast-close").all():
+        close.click()
 
 
 def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, tmp_path):

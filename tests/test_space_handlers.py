@@ -5,6 +5,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+from PIL import Image
 
 from spaces import exercises, regression
 
@@ -38,27 +39,50 @@ def test_bad_upload_is_a_gr_error(tmp_path):
         regression.load_data(str(bad), None)
 
 
-def test_choose_sigma_is_within_the_slider():
-    sigma = regression.choose_sigma(regression.example_data())
-    assert regression.SIGMA_MIN <= sigma <= regression.SIGMA_MAX
+def test_choose_sigma_is_within_the_slider_and_says_so():
+    data = regression.example_data()
+    sigma, data = regression.choose_sigma(data)
+    assert regression.SIGMA_MIN <= sigma <= regression.SIGMA_MAX and data["chosen_sigma"] == sigma
+    *_, summary = regression.refit(data, sigma)
+    assert "chosen on this data's validation set" in summary
+    *_, summary = regression.refit(data, sigma + 1)
+    assert "set by hand" in summary
+    *_, summary = regression.refit(regression.example_data(), regression.default_sigma())
+    assert "the bundled model's, chosen on the course's data, not on this data" in summary
+
+
+def test_training_reports_progress_and_explains_equal_accuracy():
+    seen = []
+    *_, summary = regression.train(regression.example_data(), progress=lambda f, desc=None: seen.append(f))
+    assert len(seen) > 10 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)  # the bar moves to the end
+    assert "decay changes nothing here" in summary and "Task1_2.npz" in summary
 
 
 def test_bundled_model_summary_reports_its_source_and_metrics():
     text = regression.model_summary()
-    assert "bundled checkpoint" in text and "reweighted validation MSE" in text
+    assert "Bundled model" in text and "reweighted validation MSE" in text
+    assert "/work" not in text and "HF_ENDPOINT" not in text  # no server paths or environment advice
 
 
-def test_exercise_explanation_checks_autograd():
-    text = exercises.explain("1", "1", "1", "0.1", *[str(v) for v in exercises.COURSE_WEIGHTS.values()])
+def test_exercise_opens_on_the_course_question():
+    inputs = [exercises.DEFAULTS[k] for k in ("x1", "x2", "y", "lr")]
+    assert inputs == [1.0, 2.0, 0.0, 0.1]
+    text = exercises.explain(*map(str, inputs), *[str(v) for v in exercises.COURSE_WEIGHTS.values()])
     assert text.count("✓ yes") == 3 and "✗" not in text
-    assert "0.611755" in text  # −ln ŷ for y = 1 at the course's weights and x = (1, 1)
+    assert "ŷ = σ(s6) = 0.6271" in text
+    assert "y = 0: L = −ln(1 − ŷ) = **0.9866**" in text and "y = 1: L = −ln ŷ = **0.4666**" in text
+    assert "w36 ← −0.2 − 0.1 · 0.2509 = **−0.2251**" in text
+    assert "w25 ← 0.1 − 0.1 · 0 = **0.1**" in text  # neuron 5's ReLU is off
+    assert "s4 = 1 · (−0.2) + 2 · 0.7 = 1.2" in text and "−0" not in text.replace("−0.", "")
+    assert "1.3 Is the loss bigger or smaller" in text and "**bigger** than for y = 1" in text
+    assert "L = 0.9803: **smaller** than 0.9866" in text
 
 
 @pytest.mark.parametrize("bad", ["abc", "", "nan", "1e999"])
 def test_non_numeric_entries_warn(bad):
     with pytest.warns(UserWarning, match="Not a finite number: x1"):
         out = exercises.explain(bad, "1", "1", "0.1", *["0.1"] * 9)
-    assert out == gr.skip()
+    assert out == ""  # the old result is cleared: it answered other numbers
 
 
 def test_label_outside_unit_interval_warns():
@@ -66,10 +90,12 @@ def test_label_outside_unit_interval_warns():
         exercises.explain("1", "1", "3", "0.1", *["0.1"] * 9)
 
 
-def test_z_view_plots_n_compositions():
+def test_z_view_plots_n_compositions_and_explains_that_n():
     fig, text = exercises.z_view(1000)
     assert "z composed 1000 times" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert "2.3504" in text
+    assert "2.3504" in text and "n = 1000" in text and "step function" in text
+    _, text = exercises.z_view(3)
+    assert "n = 3" in text and "z_3′(0) = 2^3 = 8" in text and "step function" not in text
 
 
 def face_image(size=96, shape=None):
@@ -90,7 +116,7 @@ def test_denoising_psnr_moves_with_sigma():
 
     clean, noisy, denoised, low = denoising.run(face_image(), 0.1, 0, False)
     *_, high = denoising.run(face_image(), 0.4, 0, False)
-    assert clean.size == noisy.size == denoised.size == (96, 96)
+    assert Image.open(clean).size == Image.open(noisy).size == Image.open(denoised).size == (96, 96)
     assert "σ = 0.10" in low and "σ = 0.40" in high and low != high
     assert "∞ dB" in denoising.run(face_image(), 0.0, 0, False)[3]
 
@@ -99,7 +125,15 @@ def test_denoising_an_already_noisy_photo_has_no_psnr():
     from spaces import denoising
 
     clean, noisy, denoised, text = denoising.run(face_image(), 0.2, 0, True)
-    assert clean is None and denoised.size == noisy.size and "no PSNR" in text
+    assert clean is None and Image.open(denoised).size == Image.open(noisy).size and "no PSNR" in text
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 1.5, "abc", None])
+def test_denoising_seed_outside_the_range_is_a_clear_message(seed):
+    from spaces import denoising
+
+    with pytest.raises(gr.Error, match="The noise seed must be a whole number from 0 to 2,147,483,647"):
+        denoising.run(face_image(), 0.2, seed, False)
 
 
 def test_denoising_bad_images(tmp_path):
@@ -126,8 +160,33 @@ def test_signs_tab_top5_view_and_grad_cam(tmp_path):
     path = tmp_path / "stop.png"
     draw_sign(14, 80).save(path)
     probabilities, seen, cam, note = signs.classify(str(path))
-    assert len(probabilities) == 5 and seen.size == cam.size == (signs.SHOWN, signs.SHOWN)
-    assert "Grad-CAM" in note
+    assert len(probabilities) == 5 and Image.open(seen).size == (signs.SHOWN, signs.SHOWN)
+    assert Image.open(cam).height == signs.SHOWN and Image.open(cam).width > signs.SHOWN  # the colour scale beside it
+    assert "Grad-CAM" in note and "label smoothing" in note
+
+
+def test_grad_cam_leaves_no_hook_and_matches_a_hooked_reference(tmp_path):
+    """Grad-CAM runs the layers itself (no hook on the shared model); the result equals the textbook hook version."""
+    import torch
+
+    from dlhub.sign_drawings import draw_sign
+    from spaces import signs
+
+    model = signs.model()
+    image = draw_sign(17, 80)
+    heat, index = model.grad_cam(image)
+    assert not any(m._forward_hooks for m in model.modules())
+    captured = {}
+    hook = model.features[-1].act.register_forward_hook(lambda m, i, out: captured.setdefault("a", out))
+    try:
+        with torch.enable_grad():
+            logits = model(model.preprocess([image]))
+            grads = torch.autograd.grad(logits[0, index], captured["a"])[0]
+    finally:
+        hook.remove()
+    cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * captured["a"]).sum(1, keepdim=True))
+    cam = torch.nn.functional.interpolate(cam, size=(model.input_size,) * 2, mode="bilinear", align_corners=False)
+    assert np.allclose(heat, (cam / cam.max())[0, 0].detach().numpy(), atol=1e-5)
 
 
 def test_signs_tab_bad_files(tmp_path):
@@ -181,8 +240,9 @@ def test_commands_tab_silence_short_and_broken_files(tmp_path):
     from spaces import commands
 
     quiet = np.random.default_rng(0).normal(0, 20, 32000).astype(np.int16)
-    scores, verdict, _ = commands.recognise(write_wav(tmp_path / "quiet.wav", quiet, 16000))
+    scores, verdict, figure = commands.recognise(write_wav(tmp_path / "quiet.wav", quiet, 16000))
     assert scores is None and "No command heard" in verdict
+    assert len(figure.axes) == 1  # the waveform alone: no blank spectrogram panel
     with pytest.raises(gr.Error, match="0.01 s long"):
         commands.recognise(write_wav(tmp_path / "short.wav", quiet[:160], 16000))
     (tmp_path / "fake.wav").write_bytes(b"RIFF not really a wave file" * 20)
@@ -212,13 +272,15 @@ def test_landmarks_tab_draws_the_astronaut_and_lists_68_points():
     from spaces import landmarks
 
     (example,) = landmarks.examples()
-    drawn, rows, table, summary = landmarks.run(example, True, True, True)
+    drawn, rows, table, faces, summary = landmarks.run(example, True, True, True)
     assert "1 face" in summary and len(rows) == 68 and rows[0][:2] == [1, 1]
-    assert drawn.size == (512, 512)
+    assert Image.open(drawn).size == (512, 512)
+    (zoomed, caption), = faces
+    assert Image.open(zoomed).size == (landmarks.ZOOM_SIDE, landmarks.ZOOM_SIDE) and caption == "face 1"
     with open(table) as f:
         assert f.readline().strip() == "face,point,x,y" and len(f.readlines()) == 68
     plain, *_ = landmarks.run(example, False, False, False)
-    assert np.asarray(plain).tolist() != np.asarray(drawn).tolist()  # the toggles change the drawing
+    assert np.asarray(Image.open(plain)).tolist() != np.asarray(Image.open(drawn)).tolist()  # the toggles count
 
 
 def test_landmarks_tab_no_face_and_bad_files(tmp_path):
@@ -228,10 +290,50 @@ def test_landmarks_tab_no_face_and_bad_files(tmp_path):
 
     sky = tmp_path / "sky.png"
     Image.new("RGB", (400, 300), (120, 170, 230)).save(sky)
-    drawn, rows, table, summary = landmarks.run(str(sky), True, True, False)
-    assert rows == [] and table is None and "No face found" in summary
+    drawn, rows, table, faces, summary = landmarks.run(str(sky), True, True, False)
+    assert rows == [] and table is None and faces is None and "No face found" in summary
     (tmp_path / "fake.jpg").write_bytes(b"not an image")
     with pytest.raises(gr.Error, match="not an image"):
         landmarks.run(str(tmp_path / "fake.jpg"), True, True, False)
     with pytest.raises(gr.Error, match="No image"):
         landmarks.run(None, True, True, False)
+
+
+def test_an_unexpected_error_is_logged_and_shown_as_one_sentence(caplog):
+    from spaces.common import SERVER_ERROR, handler
+
+    def broken(x):
+        raise ZeroDivisionError("a bug")
+
+    def bad_input(x):
+        raise gr.Error("Upload an image.")
+
+    with pytest.raises(gr.Error) as shown:
+        handler(broken)(1)
+    assert shown.value.message == SERVER_ERROR == "Something went wrong on the server; it was logged."
+    assert "ZeroDivisionError: a bug" in caplog.text  # the traceback is in the server's log
+    with pytest.raises(gr.Error, match="Upload an image."):  # a message for the user passes through as it is
+        handler(bad_input)(1)
+
+
+def test_a_model_is_loaded_once_when_requests_arrive_together():
+    import threading
+    import time
+
+    from spaces.common import load_once
+
+    calls = []
+
+    @load_once
+    def model():
+        calls.append(1)
+        time.sleep(0.2)
+        return object()
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(model())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len({id(r) for r in results}) == 1

@@ -2,11 +2,14 @@
 
     from dlhub.metrics import load_metric
     load_metric("accuracy").compute(predictions=[1, 0], references=[1, 1])  # {"accuracy": 0.5}
+
+`load_metric` returns a new metric object on every call: an `evaluate` metric writes its inputs to an Arrow table and
+is not safe to share between threads (the Space serves many requests at once). `psnr` is plain numpy, computed per
+call; the `psnr` evaluate module calls it, so there is one implementation.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +18,8 @@ METRICS_DIR = Path(__file__).resolve().parent
 AVAILABLE = sorted(p.name for p in METRICS_DIR.iterdir() if (p / f"{p.name}.py").is_file())
 
 
-@functools.cache
 def load_metric(name: str):
-    """The metric module, loaded once per process and kept in memory (nothing written to the cache folder)."""
+    """A new metric object of the shipped module, kept in memory (nothing written to the cache folder)."""
     import evaluate
 
     if name not in AVAILABLE:
@@ -26,7 +28,17 @@ def load_metric(name: str):
 
 
 def psnr(predictions, references, data_range: float = 1.0) -> dict:
-    """{"psnr": mean dB, "psnr_per_image": [...]} for lists of images (arrays of any shape, in [0, data_range])."""
-    flat = lambda images: [np.asarray(x, np.float32).reshape(-1) for x in images]  # noqa: E731
-    return load_metric("psnr").compute(predictions=flat(predictions), references=flat(references),
-                                       data_range=data_range)
+    """{"psnr": mean dB, "psnr_per_image": [...]} for lists of images (arrays of any shape, in [0, data_range]):
+    10·log10(MAX² / MSE) per image (∞ for identical images), then the mean."""
+    if len(predictions) == 0:
+        raise ValueError("PSNR of an empty set is undefined")
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    values = []
+    for pred, ref in zip(predictions, references):
+        pred, ref = np.asarray(pred, np.float64).reshape(-1), np.asarray(ref, np.float64).reshape(-1)
+        if pred.shape != ref.shape:
+            raise ValueError(f"prediction has {pred.size} values, its reference {ref.size}")
+        mse = np.mean((pred - ref) ** 2)
+        values.append(float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse)))
+    return {"psnr": float(np.mean(values)), "psnr_per_image": values}

@@ -1,0 +1,64 @@
+"""Each endpoint that takes user input, alone, under several clients at once (a class using the Space together).
+
+For every endpoint: 4 clients × 3 calls on different inputs at the same time; every answer equals the serial answer
+for the same input, the server log holds no traceback, and the server still answers afterwards. The same code drives
+the per-endpoint phase of `benchmarks/load.py` (8 clients × 32 calls).
+"""
+
+import sys
+
+import pytest
+
+from conftest import ROOT, start_space, stop_space
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import load  # noqa: E402  (benchmarks/load.py: the endpoints' inputs and the phase itself)
+
+pytestmark = pytest.mark.slow
+CLIENTS, CALLS = 4, 3
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("concurrency")
+    log = folder / "app.log"
+    proc, url, _ = start_space(log)
+    yield url, log, load.example_files(folder)
+    stop_space(proc, log)
+
+
+ENDPOINTS = ["/regression_refit", "/choose_sigma", "/denoise", "/classify_sign", "/face_landmarks",
+             "/recognise_command", "/mlp_exercise", "/z_composed"]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_endpoint_alone_under_concurrent_clients(space, endpoint):
+    url, log, files = space
+    variants = load.endpoint_inputs(files)[endpoint]
+    before = load.count_tracebacks(log)
+    result = load.endpoint_phase(url, endpoint, variants, CLIENTS, CALLS)
+    assert result["failed"] == [], result["failed"][:3]
+    assert result["wrong"] == [], result["wrong"][:3]
+    assert load.count_tracebacks(log) == before, log.read_text()[-3000:]
+    assert load.server_up(url)
+
+
+def test_every_documented_endpoint_is_covered(space):
+    """A new API endpoint must join the list (/listen is a microphone stream: its state is per session)."""
+    from gradio_client import Client
+
+    url, _, files = space
+    documented = Client(url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert sorted(documented) == sorted(ENDPOINTS + ["/listen"])
+    assert sorted(load.endpoint_inputs(files)) == sorted(ENDPOINTS)
+
+
+def test_fingerprint_tells_images_apart(tmp_path):
+    from PIL import Image
+
+    a, b, c = (tmp_path / f"{n}.png" for n in "abc")
+    Image.new("L", (8, 8), 10).save(a)
+    Image.new("L", (8, 8), 10).save(b, optimize=True)  # other bytes, same pixels
+    Image.new("L", (8, 8), 11).save(c)
+    assert load.fingerprint(str(a)) == load.fingerprint(str(b)) != load.fingerprint(str(c))
+    assert load.fingerprint({"path": str(a), "url": "x"}) != load.fingerprint({"path": str(c), "url": "y"})
