@@ -27,7 +27,7 @@ MAX_SECONDS = 60.0  # longer uploads are cut (with a warning): a command is a se
 MIN_SECONDS = 0.1
 SURE = 0.5  # below this top probability the answer says it is unsure
 # (word, espeak-ng voice): synthetic speakers the model never heard in training, all recognised by the bundled model
-CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
+CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
 EXAMPLE_WORDS = [("yes", "en"), ("stop", "en-us"), ("left", "en+f3"), ("go", "en-us+m3"), ("down", "en")]
 
 

@@ -17,7 +17,7 @@ from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_wit
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
 MAX_SEED = 2**31 - 1
-CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
+CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
 
 
 @load_once

@@ -11,7 +11,8 @@ from dlhub.plots import plot_z
 from spaces.common import clear_on_failure, handler
 
 TITLE = "Exercises"
-CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
+# requests computed at once, from benchmarks/concurrency.py (see "A whole class at once" in the README)
+CONCURRENCY = {"mlp": 2, "z": 1}
 DEFAULTS = {"x1": 1.0, "x2": 2.0, "y": 0.0, "lr": 0.1}  # the course's question: x = (1, 2), label 0, lr 0.1
 NETWORK = """
 ```
@@ -151,7 +152,7 @@ def build(demo: gr.Blocks) -> None:
         clear_on_failure(box.submit(explain_, fields, result, api_visibility="undocumented",
                                     concurrency_id="mlp_exercise"), [result])
     clear_on_failure(compute.click(explain_, fields, result, api_name="mlp_exercise", concurrency_id="mlp_exercise",
-                                   concurrency_limit=CONCURRENCY), [result])
+                                   concurrency_limit=CONCURRENCY["mlp"]), [result])
 
     gr.Markdown("### Exercise 2: the activation z(x) = eˣ − e⁻ˣ on [−1, 1], clamped to ±(e − e⁻¹) outside")
     n = gr.Slider(1, 1000, value=1000, step=1, label="n: how many times z is composed", elem_id="z-slider")
@@ -159,6 +160,6 @@ def build(demo: gr.Blocks) -> None:
     z_text = gr.Markdown(elem_id="z-text")
     z_view_ = handler(z_view)
     clear_on_failure(n.change(z_view_, [n], [z_plot, z_text], show_progress="hidden", trigger_mode="always_last",
-                              api_name="z_composed", concurrency_limit=CONCURRENCY), [z_plot, z_text])
+                              api_name="z_composed", concurrency_limit=CONCURRENCY["z"]), [z_plot, z_text])
     demo.load(explain_, fields, result, api_visibility="undocumented").then(
         z_view_, [n], [z_plot, z_text], api_visibility="undocumented")

@@ -20,7 +20,7 @@ TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
 COLUMNS = ["face", "point", "x", "y"]
 ZOOM_SIDE = 320  # each face is also shown on its own at this size
-CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
+CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
 
 
 @load_once
@@ -98,7 +98,7 @@ def model_note() -> str:
     metrics = read_metrics(m)
     measured = (f", test MSE {metrics['test_mse_px2']:.1f} px² and NME {metrics['test_nme']:.3f} on "
                 f"{metrics['test_faces']} HELEN faces") if metrics else ""
-    return f"A `{m.backbone}` backbone + a 136-output head{measured}. {model_line('landmarks', model)}"
+    return f"Backbone `{m.backbone}` + a 136-output head{measured}. {model_line('landmarks', model)}"
 
 
 def build(demo: gr.Blocks) -> None:

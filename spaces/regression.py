@@ -24,8 +24,8 @@ from spaces.common import clear_on_failure, handler, load_once, model_line, user
 TITLE = "Regression"
 SIGMA_MIN, SIGMA_MAX = 0.1, 300.0
 EPOCHS, LR, DECAY = 10_000, 1.0, 0.001
-# requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
-CONCURRENCY = {"refit": 2, "choose": 2, "train": 2}
+# requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
+CONCURRENCY = {"refit": 1, "choose": 1, "train": 1}
 
 
 @load_once
@@ -209,10 +209,10 @@ def build(demo: gr.Blocks) -> None:
     with gr.Accordion("The published model", open=True):
         gr.Markdown(model_summary())
         figures = model_figures()
-        if figures:
-            gr.Markdown("Figures saved with the model (click one to enlarge):")
-            gr.Gallery(figures, columns=2, height="auto", object_fit="contain", show_label=False,
-                       elem_id="regression-figures", buttons=["fullscreen"])
+        for row in range(0, len(figures), 2):  # whole figures, two a row, each with its own caption
+            with gr.Row():
+                for path, caption in figures[row:row + 2]:
+                    gr.Image(path, label=caption, interactive=False, buttons=["fullscreen"], show_label=True)
     gr.Markdown("#### Your data\nThe tab starts on example data in the course's layout. Upload the course's "
                 "`Task1_1.npz` and/or `Task1_2.npz` (or any file with the same keys) to refit on them.")
     with gr.Row():

@@ -15,7 +15,7 @@ from spaces.common import (CheckedImage, clear_on_failure, example_file, handler
                            open_image, user_error)
 
 TITLE = "Traffic signs"
-CONCURRENCY = 2  # requests computed at once: see "Concurrency" in the README (benchmarks/concurrency.py)
+CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
 SHOWN = 200  # side of the 'as the model saw it' and Grad-CAM images
 
 

@@ -51,7 +51,7 @@ def screenshot(page, name):
 def test_regression_tab_refits_when_sigma_moves(page):
     summary = page.locator("#fit-summary")
     summary.get_by_text("OLS validation MSE").wait_for(timeout=60_000)
-    page.locator("#train-summary").get_by_text("test accuracy").wait_for(timeout=60_000)
+    page.locator("#train-summary").get_by_text("test accuracy").first.wait_for(timeout=60_000)
     assert "Bundled model — dlhub-course/task1-regression is not on the Hub yet" in page.inner_text("body")
     plot = page.locator("#fit-plot img")
     before_src, before_text = plot.get_attribute("src"), summary.inner_text()

@@ -62,3 +62,22 @@ def test_fingerprint_tells_images_apart(tmp_path):
     Image.new("L", (8, 8), 11).save(c)
     assert load.fingerprint(str(a)) == load.fingerprint(str(b)) != load.fingerprint(str(c))
     assert load.fingerprint({"path": str(a), "url": "x"}) != load.fingerprint({"path": str(c), "url": "y"})
+
+
+def test_each_limit_is_the_measured_one():
+    """Each endpoint's concurrency_limit (the lowest in its concurrency group, as Gradio's queue applies it) is the
+    one benchmarks/concurrency.py chose on this machine and wrote to benchmarks/CONCURRENCY.md."""
+    import re
+
+    import app
+
+    chosen = dict(re.findall(r"^\| `(/\w+)` \|.*\| \*\*(\d+)\*\* \|$", (ROOT / "benchmarks" / "CONCURRENCY.md").read_text(),
+                             re.M))
+    assert sorted(chosen) == sorted(ENDPOINTS)
+    default = app.demo._queue.default_concurrency_limit
+    fns = list(app.demo.fns.values())
+    limit = lambda fn: default if fn.concurrency_limit == "default" else fn.concurrency_limit  # noqa: E731
+    for endpoint, measured in chosen.items():
+        (fn,) = [f for f in fns if f.api_name == endpoint.lstrip("/")]
+        group = [limit(f) for f in fns if f.concurrency_id == fn.concurrency_id]
+        assert min(group) == int(measured), endpoint
