@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import latency_ms, throughput  # benchmarks/timing.py (scripts run from their folder)
+from timing import Report, add_card_argument, latency_ms, throughput  # benchmarks/timing.py (run from its folder)
 
 import dlhub
 from dlhub.commands import CommandClassifier
@@ -66,7 +66,9 @@ def main() -> dict:
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--json", default=None)
+    add_card_argument(p)
     args = p.parse_args()
+    report = Report("commands.py")
 
     model = dlhub.load("commands", args.model).eval()
     rng = np.random.default_rng(0)
@@ -85,17 +87,18 @@ def main() -> dict:
         if Path(args.data_dir).is_dir():
             results.update(validation_accuracy(model, Path(args.data_dir)))
     results["speedup_vs_30s"] = results["whisper_30s_latency_ms"] / results["latency_ms"]
-    print(f"Spoken commands, one 1-second clip, {results['threads']} CPU threads\n")
-    print("| pipeline | latency, one clip (ms, median / p95) | throughput (clips/s, batch 32) |")
-    print("|---|---|---|")
-    print(f"| bundled: speech window 1 s + 1 s silence, 100 encoder positions | {results['latency_ms']:.1f} / "
+    report(f"Spoken commands, one 1-second clip, {results['threads']} CPU threads\n")
+    report("| pipeline | latency, one clip (ms, median / p95) | throughput (clips/s, batch 32) |")
+    report("|---|---|---|")
+    report(f"| bundled: speech window 1 s + 1 s silence, 100 encoder positions | {results['latency_ms']:.1f} / "
           f"{results['latency_p95_ms']:.1f} | {results['clips_per_s']:.0f} |")
-    print(f"| Whisper's usual 30 s padding, 1500 positions (encoder only) | {results['whisper_30s_latency_ms']:.0f} / "
+    report(f"| Whisper's usual 30 s padding, 1500 positions (encoder only) | {results['whisper_30s_latency_ms']:.0f} / "
           f"{results['whisper_30s_latency_p95_ms']:.0f} | |")
-    print(f"\nspeed-up over 30 s padding: {results['speedup_vs_30s']:.1f}×; target: under 60 ms per clip")
+    report(f"\nspeed-up over 30 s padding: {results['speedup_vs_30s']:.1f}×; target: under 60 ms per clip")
     if "val_clips" in results:
-        print(f"validation speakers ({results['val_clips']} clips): accuracy {results['val_accuracy_clean']:.4f} "
+        report(f"validation speakers ({results['val_clips']} clips): accuracy {results['val_accuracy_clean']:.4f} "
               f"clean, {results['val_accuracy_noisy']:.4f} with the training augmentation (speed, shift, noise)")
+    report.save(args.card)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

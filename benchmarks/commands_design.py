@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import Report, add_card_argument  # benchmarks/timing.py (run from its folder)
 
 from dlhub import audio
 from dlhub.commands import SpeechEncoder
@@ -75,7 +76,9 @@ def main() -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "speech_commands"))
     p.add_argument("--json", default=None)
+    add_card_argument(p)
     args = p.parse_args()
+    report = Report("commands_design.py")
     data = load_speech_commands(args.data_dir)
     waves, labels, speakers = [], [], []
     for split in ("train", "validation"):
@@ -87,8 +90,8 @@ def main() -> list[dict]:
     waves, labels, speakers = np.stack(waves), np.array(labels), np.array(speakers)
     encoded = {"1 s": encode(waves, 0.0), "1 s + 1 s": encode(waves, 1.0)}
     results = []
-    print(f"{len(labels)} clips of {len(set(speakers))} speakers, speaker-grouped 5-fold cross-validation\n")
-    print("| encoder input | pooling | hidden states | head | accuracy |\n|---|---|---|---|---|")
+    report(f"{len(labels)} clips of {len(set(speakers))} speakers, speaker-grouped 5-fold cross-validation\n")
+    report("| encoder input | pooling | hidden states | head | accuracy |\n|---|---|---|---|---|")
     for window, pooling, layers, hidden in ROWS:
         first = "word-mean" if pooling == "word-mean+max" else "mean"
         feats = np.concatenate([encoded[window][first][:, list(layers)], encoded[window]["max"][:, list(layers)]],
@@ -96,8 +99,9 @@ def main() -> list[dict]:
         accuracy = cross_validate(feats, labels, speakers, hidden)
         results.append({"window": window, "pooling": pooling, "layers": list(layers), "hidden": hidden,
                         "accuracy": accuracy})
-        print(f"| {window} | {pooling} | {', '.join(map(str, layers))} | {'MLP ' + str(hidden) if hidden else 'linear'}"
+        report(f"| {window} | {pooling} | {', '.join(map(str, layers))} | {'MLP ' + str(hidden) if hidden else 'linear'}"
               f" | {accuracy:.4f} |", flush=True)
+    report.save(args.card)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import latency_ms  # benchmarks/timing.py (scripts run from their folder)
+from timing import Report, add_card_argument, latency_ms  # benchmarks/timing.py (run from its folder)
 
 import dlhub
 from dlhub.data.faces import faces_array, load_faces
@@ -32,7 +32,9 @@ def main() -> dict:
     p.add_argument("--sigma", type=float, default=0.2)
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--json", default=None)
+    add_card_argument(p)
     args = p.parse_args()
+    report = Report("denoiser.py")
     from skimage.restoration import denoise_tv_chambolle
 
     model = dlhub.load("denoiser", args.model).eval()
@@ -57,13 +59,14 @@ def main() -> dict:
         results["ours_latency_ms"], results["ours_latency_p95_ms"] = latency_ms(lambda: model(one), args.repeats)
         results["tv_latency_ms"], results["tv_latency_p95_ms"] = latency_ms(
             lambda: denoise_tv_chambolle(one.numpy()[0, 0], weight=args.tv_weight), args.repeats)
-    print(f"Face denoising, Olivetti test people ({len(clean)} faces, 64 × 64), σ = {args.sigma}\n")
-    print("| method | PSNR (dB) | latency, one face (ms, median / p95) |\n|---|---|---|")
-    print(f"| noisy input | {results['psnr_noisy']:.2f} | |")
-    print(f"| bundled {model.arch} denoiser | {results['psnr_ours']:.2f} | {results['ours_latency_ms']:.2f} / "
+    report(f"Face denoising, Olivetti test people ({len(clean)} faces, 64 × 64), σ = {args.sigma}\n")
+    report("| method | PSNR (dB) | latency, one face (ms, median / p95) |\n|---|---|---|")
+    report(f"| noisy input | {results['psnr_noisy']:.2f} | |")
+    report(f"| bundled {model.arch} denoiser | {results['psnr_ours']:.2f} | {results['ours_latency_ms']:.2f} / "
           f"{results['ours_latency_p95_ms']:.2f} |")
-    print(f"| total variation (scikit-image, weight {args.tv_weight}) | {results['psnr_tv']:.2f} | "
+    report(f"| total variation (scikit-image, weight {args.tv_weight}) | {results['psnr_tv']:.2f} | "
           f"{results['tv_latency_ms']:.2f} / {results['tv_latency_p95_ms']:.2f} |")
+    report.save(args.card)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

@@ -18,7 +18,7 @@ import timm
 import torch
 
 import dlhub
-from timing import latency_ms, throughput  # benchmarks/timing.py (scripts run from their folder)
+from timing import Report, add_card_argument, latency_ms, throughput  # benchmarks/timing.py (run from its folder)
 from dlhub.sign_drawings import draw_sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,9 @@ def main() -> dict:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "gtsrb"),
                    help="GTSRB with its official Test/ (for the accuracy column; skipped when absent)")
     p.add_argument("--json", default=None)
+    add_card_argument(p)
     args = p.parse_args()
+    report = Report("gtsrb.py")
 
     ours = dlhub.load("signs", args.model).eval()
     size = ours.input_size
@@ -69,17 +71,18 @@ def main() -> dict:
     results["latency_ratio"] = results["resnet18_latency_ms"] / results["ours_latency_ms"]
     if Path(args.data_dir).is_dir():
         results.update(test_accuracy(ours, args.data_dir, args.batch_size))
-    print(f"Traffic signs, {size}×{size} input, {results['threads']} CPU threads, batch {args.batch_size}\n")
-    print("| model | parameters | throughput (images/s) | latency, one image (ms, median / p95) |")
-    print("|---|---|---|---|")
-    print(f"| bundled SignClassifier | {results['ours_params'] / 1e6:.2f} M | {results['ours_images_per_s']:,.0f} | "
+    report(f"Traffic signs, {size}×{size} input, {results['threads']} CPU threads, batch {args.batch_size}\n")
+    report("| model | parameters | throughput (images/s) | latency, one image (ms, median / p95) |")
+    report("|---|---|---|---|")
+    report(f"| bundled SignClassifier | {results['ours_params'] / 1e6:.2f} M | {results['ours_images_per_s']:,.0f} | "
           f"{results['ours_latency_ms']:.2f} / {results['ours_latency_p95_ms']:.2f} (PIL in, predict) |")
-    print(f"| timm resnet18 | {results['resnet18_params'] / 1e6:.2f} M | {results['resnet18_images_per_s']:,.0f} | "
+    report(f"| timm resnet18 | {results['resnet18_params'] / 1e6:.2f} M | {results['resnet18_images_per_s']:,.0f} | "
           f"{results['resnet18_latency_ms']:.2f} / {results['resnet18_latency_p95_ms']:.2f} (tensor in) |")
-    print(f"\nthroughput ratio (ours / resnet18): {results['throughput_ratio']:.2f}×; "
+    report(f"\nthroughput ratio (ours / resnet18): {results['throughput_ratio']:.2f}×; "
           f"latency ratio (resnet18 / ours): {results['latency_ratio']:.2f}×")
     if "test_accuracy" in results:
-        print(f"official test set ({results['test_images']:,} images): accuracy {results['test_accuracy']:.4f}")
+        report(f"official test set ({results['test_images']:,} images): accuracy {results['test_accuracy']:.4f}")
+    report.save(args.card)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

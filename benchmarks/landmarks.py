@@ -19,7 +19,7 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
-from timing import latency_ms  # benchmarks/timing.py (scripts run from their folder)
+from timing import Report, add_card_argument, latency_ms  # benchmarks/timing.py (run from its folder)
 
 import dlhub
 from dlhub.landmarks import nme
@@ -48,7 +48,9 @@ def main() -> dict:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "landmarks" / "helen" / "testset"))
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--json", default=None)
+    add_card_argument(p)
     args = p.parse_args()
+    report = Report("landmarks.py")
 
     from skimage import data
 
@@ -70,17 +72,18 @@ def main() -> dict:
         if Path(args.data_dir).is_dir():
             results.update(test_accuracy(ours, Path(args.data_dir)))
     results["latency_ratio"] = results["resnet50_latency_ms"] / results["ours_latency_ms"]
-    print(f"Face landmarks, one face, {results['threads']} CPU threads\n")
-    print("| model | parameters | latency, one face (ms, median / p95) |\n|---|---|---|")
-    print(f"| bundled {ours.backbone} at {ours.input_size} px | {results['ours_params'] / 1e6:.2f} M | "
+    report(f"Face landmarks, one face, {results['threads']} CPU threads\n")
+    report("| model | parameters | latency, one face (ms, median / p95) |\n|---|---|---|")
+    report(f"| bundled {ours.backbone} at {ours.input_size} px | {results['ours_params'] / 1e6:.2f} M | "
           f"{results['ours_latency_ms']:.1f} / {results['ours_latency_p95_ms']:.1f} (PIL crop in, predict) |")
-    print(f"| timm resnet50 at 224 px | {results['resnet50_params'] / 1e6:.2f} M | "
+    report(f"| timm resnet50 at 224 px | {results['resnet50_params'] / 1e6:.2f} M | "
           f"{results['resnet50_latency_ms']:.1f} / {results['resnet50_latency_p95_ms']:.1f} (tensor in) |")
-    print(f"\nresnet50 / bundled latency: {results['latency_ratio']:.1f}×; whole photo (512 × 512, detection + two "
+    report(f"\nresnet50 / bundled latency: {results['latency_ratio']:.1f}×; whole photo (512 × 512, detection + two "
           f"passes): {results['photo_latency_ms']:.0f} ms")
     if "test_nme" in results:
-        print(f"HELEN test ({results['test_faces']} faces): MSE {results['test_mse_px2']:.1f} px², "
+        report(f"HELEN test ({results['test_faces']} faces): MSE {results['test_mse_px2']:.1f} px², "
               f"NME {results['test_nme']:.4f}")
+    report.save(args.card)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

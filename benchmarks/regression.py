@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from timing import latency_ms  # benchmarks/timing.py (scripts run from their folder)
+from timing import Report, add_card_argument, latency_ms  # benchmarks/timing.py (run from its folder)
 
 import dlhub
 from dlhub.data.task1 import read_task1_dir
@@ -27,7 +27,9 @@ def main() -> dict:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "task1"))
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--json", default=None)
+    add_card_argument(p)
     args = p.parse_args()
+    report = Report("regression.py")
     model = dlhub.load("regression", args.model)
     reg, clf = read_task1_dir(args.data_dir)
     x_val, y_val = reg["X_val"].ravel(), reg["Y_val"].ravel()
@@ -36,13 +38,14 @@ def main() -> dict:
                "test_accuracy_logistic_decay": float((model.classify(clf["X_test"]) == clf["y_test"]).mean())}
     results["mse_ratio_ols_over_irls"] = results["val_mse_ols"] / results["val_mse_irls"]
     results["latency_ms"], results["latency_p95_ms"] = latency_ms(lambda: model.predict(points), args.repeats)
-    print("Robust regression, course Task 1 validation data\n")
-    print("| fit | validation MSE | latency, 1,000 points (ms) |\n|---|---|---|")
-    print(f"| bundled reweighted least squares (σ = {model.sigma:.2f}) | {results['val_mse_irls']:.5f} | "
+    report("Robust regression, course Task 1 validation data\n")
+    report("| fit | validation MSE | latency, 1,000 points (ms) |\n|---|---|---|")
+    report(f"| bundled reweighted least squares (σ = {model.sigma:.2f}) | {results['val_mse_irls']:.5f} | "
           f"{results['latency_ms']:.3f} |")
-    print(f"| ordinary least squares | {results['val_mse_ols']:.5f} | |")
-    print(f"\nOLS / reweighted MSE: {results['mse_ratio_ols_over_irls']:.2f}×; logistic regression (lr decay) test "
+    report(f"| ordinary least squares | {results['val_mse_ols']:.5f} | |")
+    report(f"\nOLS / reweighted MSE: {results['mse_ratio_ols_over_irls']:.2f}×; logistic regression (lr decay) test "
           f"accuracy {results['test_accuracy_logistic_decay']:.3f}")
+    report.save(args.card)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

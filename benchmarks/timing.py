@@ -25,3 +25,27 @@ def latency_ms(fn, repeats: int) -> tuple[float, float]:
         fn()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times), sorted(times)[int(0.95 * (len(times) - 1))]
+
+
+class Report:
+    """The Markdown a benchmark prints. `save` also writes it into the script's own block of a model card (the card
+    of the model that was measured), so the card's numbers come from this run, never from a hand copy."""
+
+    def __init__(self, script: str):
+        self.script, self.lines = script, []
+
+    def __call__(self, text: str = "") -> None:
+        print(text)
+        self.lines.append(text)
+
+    def save(self, card_folder: str | None) -> None:
+        if card_folder:
+            from dlhub.cards import fill_card_block
+
+            path = fill_card_block(card_folder, f"benchmarks/{self.script}", "\n".join(self.lines) + "\n")
+            print(f"\nwritten into {path}")
+
+
+def add_card_argument(parser) -> None:
+    parser.add_argument("--card", default=None, metavar="FOLDER",
+                        help="also write the report into the model card in FOLDER (e.g. checkpoints/<task>)")

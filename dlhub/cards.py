@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "hub_cards"
+# Measurements made after training by these scripts: each fills its own block of the card (see fill_card_block)
+BENCHMARKS = {"regression": ["benchmarks/regression.py"], "denoiser": ["benchmarks/denoiser.py"],
+              "signs": ["benchmarks/gtsrb.py"], "landmarks": ["benchmarks/landmarks.py"],
+              "commands": ["benchmarks/commands.py", "benchmarks/commands_design.py"]}
+BLOCK = re.compile(r"(<!-- BEGIN (?P<name>\S+) -->\n)(?P<body>.*?)(<!-- END (?P=name) -->)", re.S)
 
 
 @dataclass
@@ -78,4 +86,31 @@ def render_model_card(
         limitations=limitations,
         metrics_table=[{"name": m.name, "split": m.split, "value": format_value(m.value)} for m in metrics],
         images=[{"file": f, "caption": c} for f, c in images],
+        benchmarks=BENCHMARKS.get(task, []),
     )
+
+
+def fill_blocks(text: str, blocks: dict[str, str]) -> str:
+    """Replace the body of each `<!-- BEGIN name -->…<!-- END name -->` block whose name is in `blocks`."""
+    def replace(match: re.Match) -> str:
+        if match["name"] not in blocks:
+            return match.group(0)
+        return match.group(1) + blocks[match["name"]].rstrip("\n") + "\n" + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def fill_card_block(folder, name: str, markdown: str) -> Path:
+    """Write `markdown` into block `name` of the model card in `folder` (README.md), atomically: how a benchmark
+    script records what it measured on a trained model, so that no number is copied into a card by hand. A card
+    without that block gets it appended as a section of its own."""
+    card = Path(folder) / "README.md"
+    text = card.read_text()
+    if f"<!-- BEGIN {name} -->" not in text:
+        text = text.rstrip("\n") + f"\n\n## Measured by `python {name}`\n\n<!-- BEGIN {name} -->\n<!-- END {name} -->\n"
+    fd, tmp = tempfile.mkstemp(prefix=".README.", dir=card.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(fill_blocks(text, {name: markdown}))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, card)
+    return card

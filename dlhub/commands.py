@@ -118,9 +118,9 @@ def pool(states: torch.Tensor, layers, clip_positions: int) -> torch.Tensor:
 class CommandClassifier(HubModel):
     """Frozen speech encoder → features of `layers` pooled over time → standardised → MLP → 10 words.
 
-    The word is cut to `clip_s` (centred on the speech) and followed by `pad_s` of silence before the encoder: a
-    measured choice (speaker-grouped 5-fold CV of a linear probe on Speech Commands: 1 s alone 97.3%, 1 s + 1 s of
-    silence 97.7%), as Whisper never saw unpadded audio in its own training."""
+    The word is cut to `clip_s` (centred on the speech) and followed by `pad_s` of silence before the encoder, as
+    Whisper never saw unpadded audio in its own training: a choice measured by `benchmarks/commands_design.py`
+    (speaker-grouped cross-validation; its table is in the model card)."""
 
     task = "commands"
 

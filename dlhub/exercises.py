@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 COURSE_WEIGHTS = {"w13": 0.4, "w14": -0.2, "w15": -0.3, "w23": 0.0, "w24": 0.7, "w25": 0.1,
                   "w36": -0.2, "w46": 0.5, "w56": -0.6}
@@ -118,3 +119,22 @@ def z_explanation(n: int) -> str:
         f"|x| ≥ {t:.3g}, and z_{n}(0) = 0. {shape} As an activation, stacking z deeply saturates every signal, and "
         "the gradient vanishes wherever it is saturated."
     )
+
+
+def plot_z(n: int) -> Figure:
+    """z and z composed n times on [−3, 3], with the fixed points of z marked."""
+    xs = np.linspace(-3, 3, 2001)
+    fig = Figure(figsize=(7, 3.8))
+    ax = fig.add_subplot()
+    ax.plot(xs, xs, color="#bbbbbb", lw=1, label="y = x")
+    ax.plot(xs, z(xs), color="#1f77b4", lw=2, label="z(x)")
+    ax.plot(xs, z_composed(xs, n), color="#d62728", lw=2, ls="--", label=f"z composed {n} times")
+    fixed = np.array(Z_FIXED_POINTS)
+    ax.scatter(fixed, fixed, color="k", zorder=3, s=40, label="fixed points z(x) = x")
+    ax.set_xlabel("x")
+    ax.set_ylim(-2.7, 2.7)
+    ax.set_title(f"z(x) = eˣ − e⁻ˣ clamped outside [−1, 1], and z∘…∘z ({n}×)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from dlhub.errors import DataError
@@ -128,11 +129,6 @@ def logistic_curves(trajectory: np.ndarray, points, labels) -> tuple[np.ndarray,
     return loss, accuracy
 
 
-def logistic_accuracy(weights: np.ndarray, points, labels) -> float:
-    predicted = classification_features(points) @ weights > 0
-    return float(np.mean(predicted == (np.asarray(labels).reshape(-1) > 0.5)))
-
-
 class RegressionModel(HubModel):
     """The fitted Task 1 models: OLS and robust (IRLS) curves, logistic classifiers without and with lr decay."""
 
@@ -212,3 +208,116 @@ def make_task1_example(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, 
     (p_train, l_train), (p_test, l_test) = classes(600), classes(400)
     classification = {"arr_0": p_train, "arr_1": p_test, "arr_2": l_train, "arr_3": l_test}
     return regression, classification
+
+
+# Figures (matplotlib's Figure directly, never pyplot: no global state, safe in the Space's worker threads)
+
+OLS_COLOR, IRLS_COLOR, REF_COLOR = "#d62728", "#1f77b4", "#7f7f7f"
+
+
+def _curve_x(*arrays) -> np.ndarray:
+    lo = min(float(np.min(a)) for a in arrays)
+    hi = max(float(np.max(a)) for a in arrays)
+    xs = np.linspace(lo, hi, 400)
+    # 1/x explodes at 0: leave a gap there instead of drawing a vertical spike
+    return np.where(np.abs(xs) < 0.05 * (hi - lo) / 10, np.nan, xs)
+
+
+def plot_regression(x, y, x_val, y_val, fit: IRLSFit, reference: dict[str, np.ndarray] | None = None) -> Figure:
+    """Training data (coloured by final IRLS weight a_i), validation data, the OLS and reweighted fits."""
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.add_subplot()
+    xs = _curve_x(x, x_val)
+    feats = regression_features(np.nan_to_num(xs, nan=1.0))
+    feats[np.isnan(xs)] = np.nan
+    points = ax.scatter(x, y, c=fit.sample_weights, cmap="viridis", vmin=0, vmax=1, edgecolor="k", s=40,
+                        label="training (colour = weight aᵢ)", zorder=3)
+    ax.scatter(x_val, y_val, marker="s", facecolor="none", edgecolor="k", s=45, label="validation", zorder=3)
+    ax.plot(xs, feats @ fit.ols_weights, color=OLS_COLOR, lw=2, label=f"OLS (val MSE {fit.val_mse[0]:.4f})")
+    ax.plot(xs, feats @ fit.weights, color=IRLS_COLOR, lw=2,
+            label=f"reweighted, σ={fit.sigma:.3g}, iteration {fit.best_iteration} "
+                  f"(val MSE {fit.val_mse[fit.best_iteration]:.4f})")
+    for name, w in (reference or {}).items():
+        ax.plot(xs, feats @ w, color=REF_COLOR, lw=1.5, ls="--", label=name)
+    lo, hi = np.percentile(np.concatenate([y, y_val]), [0, 100])
+    pad = 0.15 * (hi - lo + 1e-9)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title("Task 1.1: least squares vs iteratively reweighted least squares")
+    ax.legend(fontsize=8, loc="best")
+    fig.colorbar(points, ax=ax, label="sample weight aᵢ = exp(−σ rᵢ²)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_irls_diagnostics(x, fit: IRLSFit) -> Figure:
+    """Left: the weight aᵢ of each training sample. Right: validation MSE after each iteration."""
+    fig = Figure(figsize=(8, 3.2))
+    left, right = fig.subplots(1, 2)
+    order = np.argsort(x)
+    left.stem(np.asarray(x)[order], fit.sample_weights[order], basefmt=" ")
+    left.set_ylim(0, 1.05)
+    left.set_xlabel("x")
+    left.set_ylabel("aᵢ")
+    left.set_title("sample weights of the kept iterate")
+    right.plot(np.arange(len(fit.val_mse)), fit.val_mse, marker="o", ms=3, color=IRLS_COLOR)
+    right.axhline(fit.val_mse[0], color=OLS_COLOR, ls=":", label="OLS")
+    right.scatter([fit.best_iteration], [fit.val_mse[fit.best_iteration]], color="k", zorder=3, label="kept")
+    right.set_xlabel("iteration (0 = OLS)")
+    right.set_ylabel("validation MSE")
+    right.set_title(f"validation error per iteration (σ = {fit.sigma:.3g})")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_decision_boundary(points, labels, classifiers: dict[str, np.ndarray], title: str) -> Figure:
+    """Points coloured by class, with the p = 0.5 boundary of each classifier (name → weights over 6 features)."""
+    points, labels = np.asarray(points), np.asarray(labels).reshape(-1)
+    fig = Figure(figsize=(5.5, 4.8))
+    ax = fig.add_subplot()
+    pad = 0.2
+    g1, g2 = np.meshgrid(np.linspace(points[:, 0].min() - pad, points[:, 0].max() + pad, 300),
+                         np.linspace(points[:, 1].min() - pad, points[:, 1].max() + pad, 300))
+    grid = classification_features(np.stack([g1.ravel(), g2.ravel()], 1))
+    first = next(iter(classifiers.values()))
+    prob = 1 / (1 + np.exp(-(grid @ first))).reshape(g1.shape)
+    ax.contourf(g1, g2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.25)
+    styles = ["-", "--", ":"]
+    for (name, w), ls in zip(classifiers.items(), styles):
+        ax.contour(g1, g2, (grid @ w).reshape(g1.shape), levels=[0], colors="k", linestyles=ls)
+        ax.plot([], [], color="k", ls=ls, label=name)
+    for cls, color in ((0, "#1f77b4"), (1, "#d62728")):
+        mask = labels == cls
+        ax.scatter(points[mask, 0], points[mask, 1], s=12, color=color, edgecolor="white", lw=0.3,
+                   label=f"class {cls}")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_logistic_curves(fits: dict[str, LogisticFit]) -> Figure:
+    """Loss and accuracy per epoch (train solid, test dashed) for each run (name → fit)."""
+    fig = Figure(figsize=(11, 4.6))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    for (name, fit), color in zip(fits.items(), colors):
+        epochs = np.arange(1, len(fit.history["train_loss"]) + 1)
+        for split, ls in (("train", "-"), ("test", "--")):
+            if f"{split}_loss" in fit.history:
+                loss_ax.plot(epochs, fit.history[f"{split}_loss"], color=color, ls=ls, label=f"{name} {split}")
+                acc_ax.plot(epochs, fit.history[f"{split}_accuracy"], color=color, ls=ls, label=f"{name} {split}")
+    for ax, label in ((loss_ax, "BCE loss"), (acc_ax, "accuracy")):
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=9)
+    acc_ax.set_ylim(0.5, 1.0)
+    loss_ax.set_title("loss")
+    acc_ax.set_title("accuracy")
+    fig.tight_layout()
+    return fig

@@ -15,7 +15,6 @@ BUNDLED_DIR = Path(os.environ.get("DLHUB_CHECKPOINTS", Path(__file__).resolve().
 @dataclass(frozen=True)
 class Task:
     name: str
-    title: str
     model_class_path: str  # "module:Class", imported on first use so one task never pulls in another's dependencies
     hub_repo: str  # the published model; override with DLHUB_REPO_<NAME>
 
@@ -36,13 +35,11 @@ class Task:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in [
-        Task("regression", "Robust and logistic regression (course Task 1)", "dlhub.regression:RegressionModel",
-             "dlhub-course/task1-regression"),
-        Task("denoiser", "Face denoising autoencoder", "dlhub.denoise:Denoiser", "dlhub-course/face-denoiser"),
-        Task("signs", "Traffic-sign classifier (GTSRB)", "dlhub.signs:SignClassifier", "dlhub-course/gtsrb-signs"),
-        Task("landmarks", "68-point face landmarks", "dlhub.landmarks:LandmarkModel", "dlhub-course/face-landmarks"),
-        Task("commands", "Spoken commands (ten words)", "dlhub.commands:CommandClassifier",
-             "dlhub-course/speech-commands"),
+        Task("regression", "dlhub.regression:RegressionModel", "dlhub-course/task1-regression"),
+        Task("denoiser", "dlhub.denoise:Denoiser", "dlhub-course/face-denoiser"),
+        Task("signs", "dlhub.signs:SignClassifier", "dlhub-course/gtsrb-signs"),
+        Task("landmarks", "dlhub.landmarks:LandmarkModel", "dlhub-course/face-landmarks"),
+        Task("commands", "dlhub.commands:CommandClassifier", "dlhub-course/speech-commands"),
     ]
 }
 

@@ -5,28 +5,81 @@
 
 A block is the text between `<!-- BEGIN path -->` and `<!-- END path -->`; it is replaced by the file at `path`
 (relative to the repository root), for example benchmarks/RESULTS.md (benchmarks/run_all.py), benchmarks/LOAD.md
-(benchmarks/load.py) and benchmarks/CONCURRENCY.md (benchmarks/concurrency.py).
+(benchmarks/load.py) and benchmarks/CONCURRENCY.md (benchmarks/concurrency.py). The block `models` is the table of
+bundled models, made here from the metrics.json that each training run wrote beside its weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLOCK = re.compile(r"(<!-- BEGIN (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- END (?P=path) -->)", re.S)
+sys.path.insert(0, str(ROOT))
+from dlhub.cards import BLOCK, fill_blocks  # noqa: E402  (the same blocks as the model cards')
+
+
+def models_table(root: Path = ROOT) -> str:
+    """One row per measured figure of each bundled model, from checkpoints/<task>/metrics.json."""
+    def metrics(folder: str) -> dict:
+        path = root / "checkpoints" / folder / "metrics.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    rows = []
+    r = metrics("regression")
+    if r:
+        rows += [f"| regression (1.1) | `dlhub-course/task1-regression` | course `Task1_1.npz` | validation MSE, OLS → "
+                 f"reweighted (σ = {r['irls_sigma']:.2f}, iteration {r['irls_iteration']}) | {r['ols_val_mse']:.5f} → "
+                 f"**{r['irls_val_mse']:.5f}** |",
+                 f"| regression (1.2) | same repo | course `Task1_2.npz` | test accuracy, constant lr → lr decay | "
+                 f"{r['logistic_test_accuracy']:.3f} → **{r['logistic_decay_test_accuracy']:.3f}** |"]
+    d = metrics("denoiser")
+    if d:
+        rows.append(f"| denoiser (bundled, `conv`) | `dlhub-course/face-denoiser` | Olivetti test split (people never "
+                    f"seen), σ = 0.2 | PSNR noisy → denoised | {d['test_psnr_noisy_0.2']:.2f} → "
+                    f"**{d['test_psnr_denoised_0.2']:.2f} dB** ({d['test_psnr_gain_0.2']:+.1f}) |")
+        if "extra_test_psnr_denoised" in d:
+            rows.append(f"| denoiser (bundled, `conv`) | same repo | {d['extra_test_images']} HELEN faces (another "
+                        f"source), σ = 0.2 | PSNR noisy → denoised | {d['extra_test_psnr_noisy']:.2f} → "
+                        f"**{d['extra_test_psnr_denoised']:.2f} dB** "
+                        f"({d['extra_test_psnr_denoised'] - d['extra_test_psnr_noisy']:+.1f}) |")
+    m = metrics("denoiser-mlp")
+    if m and "test_psnr_denoised_0.2" in m:
+        rows.append(f"| denoiser (course baseline, Table 3 `mlp`) | bundled in `checkpoints/denoiser-mlp` | Olivetti "
+                    f"test split, σ = 0.2 | PSNR noisy → denoised | {m['test_psnr_noisy_0.2']:.2f} → "
+                    f"**{m['test_psnr_denoised_0.2']:.2f} dB** ({m['test_psnr_gain_0.2']:+.1f}) |")
+    g = metrics("signs")
+    if g:
+        rows.append(f"| signs (bundled) | `dlhub-course/gtsrb-signs` | GTSRB official test set, all "
+                    f"{g['test_images']:,} images | accuracy | **{g['test_accuracy']:.4f}** ({g['test_errors']} errors) |")
+    lm = metrics("landmarks")
+    if lm:
+        rows.append(f"| landmarks (bundled, `{lm['backbone']}`) | `dlhub-course/face-landmarks` | HELEN test set, "
+                    f"{lm['test_faces']} faces | MSE (px² at 224) / NME (outer eye corners) | "
+                    f"**{lm['test_mse_px2']:.2f}** / **{lm['test_nme']:.4f}** |")
+    c = metrics("commands")
+    if c:
+        rows += [f"| commands (bundled) | `dlhub-course/speech-commands` | Speech Commands, {c['test_clips']} clips of "
+                 f"{c['test_speakers']} test speakers never heard | accuracy | **{c['test_accuracy']:.3f}** "
+                 f"({c['test_errors']} errors) |",
+                 f"| commands (bundled) | same repo | {c['val_clips']} validation clips (speakers never in training; "
+                 f"used to choose the epoch) | accuracy | {c['val_accuracy']:.3f} |"]
+    return "\n".join(["| task | Hub repo | data | metric | value |", "|---|---|---|---|---|", *rows])
 
 
 def filled(text: str, root: Path = ROOT) -> str:
-    def replace(match: re.Match) -> str:
-        source = root / match["path"]
+    blocks = {}
+    for name in {m["name"] for m in BLOCK.finditer(text)}:
+        if name == "models":
+            blocks[name] = models_table(root)
+            continue
+        source = root / name
         if not source.is_file():
-            raise SystemExit(f"fill_readme.py: {match['path']} does not exist: run the script that writes it first")
-        return match.group(1) + source.read_text().rstrip("\n") + "\n" + match.group(4)
-
-    return BLOCK.sub(replace, text)
+            raise SystemExit(f"fill_readme.py: {name} does not exist: run the script that writes it first")
+        blocks[name] = source.read_text()
+    return fill_blocks(text, blocks)
 
 
 def main() -> None:

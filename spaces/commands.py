@@ -19,8 +19,7 @@ from matplotlib.figure import Figure
 import dlhub
 from dlhub import audio
 from dlhub.errors import DataError, DLHubError
-from dlhub.hub import read_metrics
-from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, load_once, model_line, user_error
+from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, load_once, model_note, user_error
 
 TITLE = "Voice commands"
 MAX_SECONDS = 60.0  # longer uploads are cut (with a warning): a command is a second long
@@ -162,22 +161,16 @@ def _heard_list(buffer: dict) -> str:
     return "  \n".join(f"`{t:5.1f} s` **{w}**" for t, w in buffer["heard"][-20:])
 
 
-def model_note() -> str:
-    try:
-        m = model()
-    except DLHubError:
-        return model_line("commands", model)
-    metrics = read_metrics(m)
+def describe(m, metrics: dict) -> str:
     accuracy = (f", accuracy {metrics['test_accuracy']:.3f} on {metrics['test_clips']} clips of "
                 f"{metrics['test_speakers']} speakers it never heard") if metrics else ""
-    return (f"A frozen `{m.encoder_name}` encoder + MLP, words: {', '.join(m.labels)}{accuracy}. "
-            f"{model_line('commands', model)}")
+    return f"A frozen `{m.encoder_name}` encoder + MLP, words: {', '.join(m.labels)}{accuracy}."
 
 
 def build(demo: gr.Blocks) -> None:
     gr.Markdown("### Say a command\nRecord one word (yes, no, up, down, left, right, on, off, stop, go) in the "
                 "browser, or upload a recording of any length and format.")
-    gr.Markdown(model_note())
+    gr.Markdown(model_note("commands", model, describe))
     with gr.Row():
         with gr.Column():
             recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="your command",

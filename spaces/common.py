@@ -92,6 +92,17 @@ def model_line(task: str, load) -> str:
     return f"Bundled model — {why} ({card})."
 
 
+def model_note(task: str, load, describe) -> str:
+    """The tab's model line: describe(model, metrics) says what it is, model_line where it came from."""
+    from dlhub.hub import read_metrics
+
+    try:
+        model = load()
+    except DLHubError:
+        return model_line(task, load)
+    return f"{describe(model, read_metrics(model))} {model_line(task, load)}"
+
+
 def image_file(image: Image.Image, name: str = "image") -> str:
     """Save an output image to a new file and return its path.
 

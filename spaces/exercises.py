@@ -6,8 +6,7 @@ import math
 
 import gradio as gr
 
-from dlhub.exercises import COURSE_WEIGHTS, Z_FIXED_POINTS, mlp_autograd, mlp_step, sigmoid, z_explanation
-from dlhub.plots import plot_z
+from dlhub.exercises import COURSE_WEIGHTS, Z_FIXED_POINTS, mlp_autograd, mlp_step, plot_z, sigmoid, z_explanation
 from spaces.common import clear_on_failure, handler
 
 TITLE = "Exercises"

@@ -12,9 +12,8 @@ from PIL import Image, ImageDraw
 import dlhub
 from dlhub.data.landmarks import CONTOURS
 from dlhub.errors import DLHubError
-from dlhub.hub import read_metrics
 from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, load_once,
-                           model_line, open_image, user_error)
+                           model_note, open_image, user_error)
 
 TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
@@ -90,21 +89,16 @@ def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool)
             " ".join(t for t in (summary, note) if t))
 
 
-def model_note() -> str:
-    try:
-        m = model()
-    except DLHubError:
-        return model_line("landmarks", model)
-    metrics = read_metrics(m)
+def describe(m, metrics: dict) -> str:
     measured = (f", test MSE {metrics['test_mse_px2']:.1f} px² and NME {metrics['test_nme']:.3f} on "
                 f"{metrics['test_faces']} HELEN faces") if metrics else ""
-    return f"Backbone `{m.backbone}` + a 136-output head{measured}. {model_line('landmarks', model)}"
+    return f"Backbone `{m.backbone}` + a 136-output head{measured}."
 
 
 def build(demo: gr.Blocks) -> None:
     gr.Markdown("### 68 face landmarks\nUpload a photo, use the webcam, or pick the example: every frontal face is "
                 "found (OpenCV's Haar cascade), cropped like the training faces, and its 68 points are predicted.")
-    gr.Markdown(model_note())
+    gr.Markdown(model_note("landmarks", model, describe))
     with gr.Row():
         with gr.Column():
             photo = CheckedImage(type="filepath", sources=["upload", "webcam", "clipboard"], label="photo",

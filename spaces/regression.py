@@ -17,8 +17,8 @@ import dlhub
 from dlhub.data.task1 import read_classification_npz, read_regression_npz
 from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
-from dlhub.plots import plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves, plot_regression
-from dlhub.regression import irls, make_task1_example, select_sigma, train_logistic
+from dlhub.regression import (irls, make_task1_example, plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves,
+                              plot_regression, select_sigma, train_logistic)
 from spaces.common import clear_on_failure, handler, load_once, model_line, user_error
 
 TITLE = "Regression"

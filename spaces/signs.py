@@ -9,9 +9,8 @@ from PIL import Image, ImageDraw
 
 import dlhub
 from dlhub.errors import DLHubError
-from dlhub.hub import read_metrics
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
-from spaces.common import (CheckedImage, clear_on_failure, example_file, handler, image_file, load_once, model_line,
+from spaces.common import (CheckedImage, clear_on_failure, example_file, handler, image_file, load_once, model_note,
                            open_image, user_error)
 
 TITLE = "Traffic signs"
@@ -66,21 +65,16 @@ CONFIDENCE_NOTE = ("*The top class rarely shows more than about 90 %: the model 
                    "ranking; the test accuracy above says how often the top class is right.*")
 
 
-def model_note() -> str:
-    try:
-        m = model()
-    except DLHubError:
-        return model_line("signs", model)
-    metrics = read_metrics(m)
+def describe(m, metrics: dict) -> str:
     accuracy = f", test accuracy {metrics['test_accuracy']:.4f} on the {metrics['test_images']:,} official test " \
                "images" if metrics else ""
-    return f"{len(m.labels)} GTSRB classes{accuracy}. {model_line('signs', model)}"
+    return f"{len(m.labels)} GTSRB classes{accuracy}."
 
 
 def build(demo: gr.Blocks) -> None:
     gr.Markdown("### Which traffic sign is this?\nUpload a photo cropped around a German traffic sign, or pick one "
                 f"of the signs this project draws ({', '.join(DRAWN_CLASSES.values())}…).")
-    gr.Markdown(model_note())
+    gr.Markdown(model_note("signs", model, describe))
     with gr.Row():
         with gr.Column():
             image = CheckedImage(type="filepath", sources=["upload", "clipboard"], label="sign photo",

@@ -3,6 +3,8 @@ huge and malformed input; each answer is a clear message or a correct result, ne
 answers the next good request."""
 
 
+import time
+
 import numpy as np
 import pytest
 from espeak import speak, write_wav
@@ -16,10 +18,21 @@ GENERIC = "error occurred"  # what Gradio says for an unexpected exception (show
 
 
 @pytest.fixture(scope="module")
-def client(space_url):
+def space(tmp_path_factory):
+    """The Space for this module, with its log (a gr.Warning reaches the page, and the log as a UserWarning)."""
+    from conftest import start_space, stop_space
+
+    log = tmp_path_factory.mktemp("space") / "app.log"
+    proc, url, _ = start_space(log)
+    yield url, log
+    stop_space(proc, log)
+
+
+@pytest.fixture(scope="module")
+def client(space):
     from gradio_client import Client
 
-    return Client(space_url, verbose=False)
+    return Client(space[0], verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -115,11 +128,17 @@ def test_voice_commands_tab(client, files, case, expected):
     assert call(client, "/recognise_command", files["u8"])[0] == "ok"
 
 
-def test_regression_and_exercise_tabs(client, files):
+def test_regression_and_exercise_tabs(client, files, space):
     status, answer = call(client, "/load_data", files["fake_npz"], None)
     assert status == "error" and "npz" in answer.lower(), answer
     status, answer = call(client, "/regression_refit", -5.0)
     assert status == "error" and "minimum value" in answer, answer  # Gradio checks the slider's range
     status, answer = call(client, "/mlp_exercise", "one", "1", "1", "0.1", *["0.1"] * 9)
-    assert status == "ok", answer  # a warning naming the bad entry (gr.Warning), the result left as it was
+    assert status == "ok" and answer == "", answer  # the old result is cleared, and a warning names the bad entry:
+    warning = "Not a finite number: x1 = 'one'. Type a number such as 0.4 or -1e-2."
+    for _ in range(50):  # the log is written by the server process
+        if warning in space[1].read_text():
+            break
+        time.sleep(0.1)
+    assert warning in space[1].read_text()
     assert call(client, "/z_composed", 1000)[0] == "ok"

@@ -9,16 +9,17 @@ from dlhub.exercises import COURSE_WEIGHTS, Z_FIXED_POINTS, Z_LIMIT, mlp_autogra
 
 
 def test_course_numbers_by_hand():
-    step = mlp_step(1.0, 1.0, 1.0, 0.1)
-    assert step.pre["s3"] == pytest.approx(0.4) and step.pre["s4"] == pytest.approx(0.5)
-    assert step.pre["s5"] == pytest.approx(-0.2) and step.act["h5"] == 0.0
-    assert step.pre["s6"] == pytest.approx(0.4 * -0.2 + 0.5 * 0.5)
-    y_hat = 1 / (1 + math.exp(-0.17))
-    assert step.act["y_hat"] == pytest.approx(y_hat)
-    assert step.loss_y1 == pytest.approx(-math.log(y_hat)) and step.loss_y0 == pytest.approx(-math.log(1 - y_hat))
-    assert step.factors["w36"]["∂L/∂w36"] == pytest.approx((y_hat - 1) * 0.4)
-    assert step.updated["w36"] == pytest.approx(-0.2 - 0.1 * (y_hat - 1) * 0.4)
-    assert step.factors["w25"]["∂L/∂w25"] == 0.0  # neuron 5 is off: ReLU'(s5) = 0
+    """The course's question: x = (1, 2), label y = 0, lr = 0.1, the course's weights."""
+    step = mlp_step(1.0, 2.0, 0.0, 0.1)
+    assert step.pre["s3"] == pytest.approx(0.4) and step.pre["s4"] == pytest.approx(1.2)
+    assert step.pre["s5"] == pytest.approx(-0.1) and step.act["h5"] == 0.0  # neuron 5's ReLU is off
+    assert step.pre["s6"] == pytest.approx(0.4 * -0.2 + 1.2 * 0.5)
+    assert step.act["y_hat"] == pytest.approx(0.6271, abs=5e-5)
+    assert step.loss_y0 == pytest.approx(0.9866, abs=5e-5) and step.loss_y1 == pytest.approx(0.4666, abs=5e-5)
+    assert step.loss == step.loss_y0
+    assert step.factors["w36"]["∂L/∂w36"] == pytest.approx(0.6271 * 0.4, abs=5e-5)  # (ŷ − y)·h3
+    assert step.updated["w36"] == pytest.approx(-0.2251, abs=5e-5)
+    assert step.factors["w25"]["∂L/∂w25"] == 0.0 and step.updated["w25"] == 0.1  # w25 stays 0.1
 
 
 @pytest.mark.parametrize("seed", range(8))

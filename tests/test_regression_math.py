@@ -52,8 +52,19 @@ def test_irls_weights_and_iterates_follow_the_formula(data):
     w1 = np.linalg.inv(X.T @ np.diag(a) @ X) @ X.T @ np.diag(a) @ y
     val_mse = lambda w: np.mean((regression_features(reg["X_val"]) @ w - reg["Y_val"]) ** 2)  # noqa: E731
     assert np.allclose(one.val_mse, [val_mse(ols), val_mse(w1)])
-    if one.best_iteration == 1:
-        assert np.allclose(one.weights, w1) and np.allclose(one.sample_weights, a)
+    assert one.best_iteration == 1  # the outliers make the first reweighting beat OLS on validation
+    assert np.allclose(one.weights, w1) and np.allclose(one.sample_weights, a)
+
+
+def test_irls_keeps_ols_when_reweighting_does_not_help():
+    """Clean data on the model's own curve: OLS is exact, so iteration 0 is kept with unit sample weights."""
+    x = np.linspace(0.6, 4.0, 30)
+    y = regression_features(x) @ np.array([0.1, -0.2, 0.05, 0.3])
+    x_val = np.linspace(0.7, 3.9, 10)
+    y_val = regression_features(x_val) @ np.array([0.1, -0.2, 0.05, 0.3]) + 0.01
+    fit = irls(x, y, x_val, y_val, 30.0, n_iter=3)
+    assert fit.best_iteration == 0 and np.allclose(fit.sample_weights, 1.0) and np.allclose(fit.weights,
+                                                                                              fit.ols_weights)
 
 
 def test_irls_keeps_the_iterate_with_lowest_validation_error(data):

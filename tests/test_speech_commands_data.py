@@ -33,7 +33,9 @@ def test_speaker_disjoint_splits(commands):
     data = load_speech_commands(commands)
     assert {k: v.num_rows for k, v in data.items()} == {"train": 20, "validation": 10, "test": 10}
     speakers = {k: set(v["speaker"]) for k, v in data.items()}
-    assert not (speakers["train"] & speakers["validation"] or speakers["train"] & speakers["test"])
+    assert not (speakers["train"] & speakers["validation"] or speakers["train"] & speakers["test"]
+                or speakers["validation"] & speakers["test"])
+    assert all(speakers.values())  # each split has speakers of its own
     assert data["train"].features["label"].names == WORDS
     item = data["test"][0]
     samples = item["audio"].get_all_samples()

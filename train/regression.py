@@ -21,8 +21,8 @@ from dlhub.data import to_numpy
 from dlhub.data.task1 import load_task1
 from dlhub.errors import DataError
 from dlhub.metrics import load_metric
-from dlhub.plots import plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves, plot_regression
-from dlhub.regression import RegressionModel, irls, select_sigma, train_logistic
+from dlhub.regression import (RegressionModel, irls, plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves,
+                              plot_regression, select_sigma, train_logistic)
 from dlhub.training import save_and_push
 
 
