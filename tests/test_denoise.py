@@ -1,13 +1,17 @@
-"""The denoiser: PSNR as a local evaluate module, the noise model, the models' I/O contract, the bundled model."""
+"""The denoiser: PSNR as a local evaluate module, the noise model, the course's Table 3 MLP, the models' I/O contract,
+the bundled models."""
+
+import json
 
 import numpy as np
 import pytest
 import torch
 from conftest import synthetic_faces
 from PIL import Image
+from torch import nn
 
 import dlhub
-from dlhub.denoise import Denoiser, add_noise
+from dlhub.denoise import CourseMLP, Denoiser, add_noise
 from dlhub.errors import DataError
 from dlhub.metrics import psnr
 
@@ -37,7 +41,7 @@ def test_add_noise():
 
 @pytest.mark.parametrize("arch", ["conv", "mlp"])
 def test_denoise_keeps_size_and_returns_grayscale(arch):
-    model = Denoiser(arch=arch, image_size=64 if arch == "conv" else 32, widths=(8, 16)).eval()
+    model = Denoiser(arch=arch, widths=(8, 16)).eval()
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (53, 37, 3), dtype=np.uint8)),
               Image.fromarray(rng.integers(0, 255, (20, 90, 4), dtype=np.uint8), "RGBA"),
@@ -46,6 +50,34 @@ def test_denoise_keeps_size_and_returns_grayscale(arch):
     out = model.denoise(images)
     assert [o.size for o in out] == [im.size for im in images]
     assert all(o.mode == "L" for o in out)
+
+
+def test_course_mlp_is_exactly_table_3():
+    """Flatten → Linear(4096 → 128) → LeakyReLU → Linear(128 → 4096): no BatchNorm, no decoder activation."""
+    net = Denoiser(arch="mlp").net
+    assert isinstance(net, CourseMLP)
+    layers = [m for m in net.modules() if not list(m.children())]
+    assert [type(m) for m in layers] == [nn.Flatten, nn.Linear, nn.LeakyReLU, nn.Linear]
+    assert [(m.in_features, m.out_features) for m in layers if isinstance(m, nn.Linear)] == [(4096, 128), (128, 4096)]
+    assert [m for m in net.encoder] == layers[:3] and [m for m in net.decoder] == layers[3:]
+    assert sum(p.numel() for p in net.parameters()) == 4096 * 128 + 128 + 128 * 4096 + 4096
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    assert net(torch.rand(3, 1, 64, 64)).shape == (3, 1, 64, 64)
+
+
+def test_course_mlp_outputs_stay_in_0_1_when_applied():
+    """Trained on the linear decoder's raw output (MSE); clamped to [0, 1] in eval mode and by denoise()."""
+    model = Denoiser(arch="mlp")
+    with torch.no_grad():
+        model.net.decoder[0].bias.copy_(torch.linspace(-3, 3, 4096))  # raw outputs far outside [0, 1]
+    x = torch.rand(2, 1, 64, 64)
+    raw = model.train()(x)
+    assert raw.min() < -1 and raw.max() > 2 and raw.requires_grad
+    applied = model.eval()(x)
+    assert applied.min() == 0 and applied.max() == 1
+    assert torch.equal(applied, raw.detach().clamp(0, 1))
+    out = model.denoise([Image.fromarray(np.full((40, 50), 128, np.uint8))])[0]
+    assert out.size == (50, 40) and np.asarray(out).min() == 0 and np.asarray(out).max() == 255
 
 
 @pytest.mark.parametrize("images, message", [
@@ -61,7 +93,7 @@ def test_denoise_rejects_bad_input(images, message):
 
 @pytest.mark.parametrize("arch", ["conv", "mlp"])
 def test_round_trip_is_strict_and_exact(arch, tmp_path):
-    model = Denoiser(arch=arch, image_size=64 if arch == "conv" else 32, widths=(8, 16), noise_std=(0.1, 0.3))
+    model = Denoiser(arch=arch, widths=(8, 16), noise_std=(0.1, 0.3))
     model.save_pretrained(tmp_path)
     loaded = dlhub.load("denoiser", tmp_path)
     assert loaded.arch == arch and loaded.noise_std == (0.1, 0.3)
@@ -77,3 +109,20 @@ def test_bundled_model_denoises_faces_it_never_saw():
     denoised = model.denoise([Image.fromarray(np.round(n * 255).astype(np.uint8)) for n in noisy])
     denoised = [np.asarray(d, np.float32) / 255.0 for d in denoised]
     assert psnr(denoised, clean)["psnr"] > psnr(noisy, clean)["psnr"] + 5
+
+
+def test_bundled_course_mlp_is_table_3_in_hub_layout():
+    """checkpoints/denoiser-mlp: the course baseline the Space can switch to, about 4 MB, trained by train/dae.py."""
+    from dlhub.tasks import BUNDLED_DIR
+
+    folder = BUNDLED_DIR / "denoiser-mlp"
+    assert {"model.safetensors", "config.json", "README.md", "metrics.json", "denoising_grid.png",
+            "training_curves.png"} <= {p.name for p in folder.iterdir()}
+    assert 3.5e6 < (folder / "model.safetensors").stat().st_size < 4.5e6
+    model = dlhub.load("denoiser", folder)
+    assert model.arch == "mlp" and model.image_size == 64 and not model.training
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["parameters"] == sum(p.numel() for p in model.parameters())
+    for sigma in (0.2, 0.3):  # on the Olivetti test people, it removes noise
+        assert metrics[f"test_psnr_denoised_{sigma}"] > metrics[f"test_psnr_noisy_{sigma}"]
+    assert "Table 3" in (folder / "README.md").read_text()

