@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,15 +44,14 @@ def whisper_30s(model: CommandClassifier):
 
 
 def validation_accuracy(model: CommandClassifier, data_dir: Path) -> dict:
-    sys.path.insert(0, str(ROOT / "train"))
-    from commands import augment, decode  # the training script's own decoding and augmentation
+    from dlhub.audio import augment_speech, decode_clips  # the training script's own decoding and augmentation
 
     from dlhub.data.speech_commands import load_speech_commands
 
     split = load_speech_commands(data_dir)["validation"]
-    waves, labels = decode(split, model.window), np.array(split["label"])
+    waves, labels = decode_clips(split, model.window), np.array(split["label"])
     out = {"val_clips": len(labels)}
-    for name, x in (("clean", waves), ("noisy", augment(waves, np.random.default_rng(123)))):
+    for name, x in (("clean", waves), ("noisy", augment_speech(waves, np.random.default_rng(123)))):
         features = torch.cat([model.features(torch.from_numpy(x[i:i + 64])) for i in range(0, len(x), 64)])
         out[f"val_accuracy_{name}"] = float((model(features).argmax(1).numpy() == labels).mean())
     return out

@@ -2,9 +2,11 @@
 
     python datasets_scripts/gtsrb.py --data-dir ../shared/data/gtsrb                       # writes data/gtsrb
     python datasets_scripts/gtsrb.py --data-dir GTSRB/ --push_to_hub --hub_dataset_id ORG/NAME
+    python datasets_scripts/gtsrb.py --data-dir tanganke/gtsrb                                 # a public Hub copy
 
 Splits: train and validation (10% of each class's tracks, whole tracks: `<class>_<track>_<frame>` file names) and
-the official test set. Columns: image, label (ClassLabel with the 43 names from signnames.csv), track.
+the official test set. Columns: image, label (ClassLabel with the 43 names from signnames.csv), track. A Hub copy
+without track ids (tanganke/gtsrb) has no track column, and its validation split is 10% of each class's images.
 """
 
 from __future__ import annotations

@@ -114,3 +114,38 @@ def load_audio_file(path, max_seconds: float | None = None) -> tuple[np.ndarray,
         raise DataError("the audio file holds no samples")
     rate = int(samples.sample_rate)
     return to_mono_float(x.T if x.ndim == 2 else x), rate, duration or x.shape[-1] / rate
+
+
+def decode_clips(split, clip: int) -> np.ndarray:
+    """(N, clip) float32 16 kHz from a dataset split's `audio` column: each clip cut or zero-padded around its
+    speech, as `predict` does (the training script and the benchmark read clips the same way)."""
+    waves = np.zeros((len(split), clip), np.float32)
+    for i, row in enumerate(split):
+        x = row["audio"].get_all_samples().data.mean(0).numpy()
+        waves[i] = window(x, 0, len(x) / SAMPLING_RATE, clip)
+    return waves
+
+
+def augment_speech(waves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The training augmentation of clips (N, clip): speed ±15% (pitch moves with it, like a faster or slower
+    talker), shift ±100 ms, gain, white or brown noise at 5–40 dB SNR."""
+    import torchaudio.functional as F
+
+    out = np.empty_like(waves)
+    clip = waves.shape[1]
+    for i, x in enumerate(waves):
+        rate = int(SAMPLING_RATE * rng.uniform(0.85, 1.15)) // 100 * 100
+        x = F.resample(torch.from_numpy(x), rate, SAMPLING_RATE).numpy()  # faster speech = fewer samples
+        shift = int(rng.uniform(-0.1, 0.1) * SAMPLING_RATE) + (len(x) - clip) // 2
+        x = np.pad(x, (clip, clip))[clip + shift: 2 * clip + shift]
+        x = x * rng.uniform(0.3, 1.5)
+        if rng.random() < 0.8:
+            noise = rng.standard_normal(clip).astype(np.float32)
+            if rng.random() < 0.5:  # brown-ish noise: hum and rumble rather than hiss
+                noise = np.cumsum(noise)
+                noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
+            snr_db = rng.uniform(5, 40)
+            noise *= np.sqrt((np.mean(x ** 2) + 1e-8) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
+            x = x + noise
+        out[i] = x
+    return out

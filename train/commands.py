@@ -68,39 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def decode(split, clip: int) -> np.ndarray:
-    """(N, clip) float32 16 kHz: each clip cut or zero-padded around its speech, as `predict` does."""
-    waves = np.zeros((len(split), clip), np.float32)
-    for i, row in enumerate(split):
-        x = row["audio"].get_all_samples().data.mean(0).numpy()
-        waves[i] = audio.window(x, 0, len(x) / audio.SAMPLING_RATE, clip)
-    return waves
-
-
-def augment(waves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Speed ±15% (pitch moves with it, like a faster or slower talker), shift ±100 ms, gain, noise at 5–40 dB SNR."""
-    import torchaudio.functional as F
-
-    out = np.empty_like(waves)
-    clip = waves.shape[1]
-    for i, x in enumerate(waves):
-        rate = int(audio.SAMPLING_RATE * rng.uniform(0.85, 1.15)) // 100 * 100
-        x = F.resample(torch.from_numpy(x), rate, audio.SAMPLING_RATE).numpy()  # faster speech = fewer samples
-        shift = int(rng.uniform(-0.1, 0.1) * audio.SAMPLING_RATE) + (len(x) - clip) // 2
-        x = np.pad(x, (clip, clip))[clip + shift: 2 * clip + shift]
-        x = x * rng.uniform(0.3, 1.5)
-        if rng.random() < 0.8:
-            noise = rng.standard_normal(clip).astype(np.float32)
-            if rng.random() < 0.5:  # brown-ish noise: hum and rumble rather than hiss
-                noise = np.cumsum(noise)
-                noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
-            snr_db = rng.uniform(5, 40)
-            noise *= np.sqrt((np.mean(x ** 2) + 1e-8) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
-            x = x + noise
-        out[i] = x
-    return out
-
-
 def encoded(model: CommandClassifier, waves: np.ndarray, cache_file: Path, desc: str, show: bool) -> torch.Tensor:
     """Pooled encoder features (N, n_features), computed once and cached atomically."""
     if cache_file.is_file():
@@ -137,7 +104,7 @@ def main(args: argparse.Namespace) -> dict:
     features, labels = {}, {}
     with accelerator.main_process_first():  # the main process encodes and caches; the others then read the cache
         for split in ("train", "validation", "test"):
-            waves = decode(data[split], model.window)
+            waves = audio.decode_clips(data[split], model.window)
             labels[split] = torch.tensor(data[split]["label"])
             features[split] = encoded(model, waves, cache / f"{data[split]._fingerprint}_{split}.safetensors",
                                       f"encoding {split}", accelerator.is_main_process)
@@ -145,7 +112,7 @@ def main(args: argparse.Namespace) -> dict:
                 copies = [features[split]]
                 for k in range(args.augment_copies):
                     rng = np.random.default_rng([args.seed, k])
-                    copies.append(encoded(model, augment(waves, rng), cache / (
+                    copies.append(encoded(model, audio.augment_speech(waves, rng), cache / (
                         f"{data[split]._fingerprint}_train_aug{args.seed}-{k}.safetensors"), f"encoding copy {k + 1}",
                         accelerator.is_main_process))
                 features[split] = torch.cat(copies)

@@ -5,8 +5,11 @@
     accelerate launch train/gtsrb.py --resume_from_checkpoint latest         # after an interruption
     accelerate launch --mixed_precision bf16 train/gtsrb.py --push_to_hub --hub_model_id ORG/NAME
 
---dataset: a folder written by datasets_scripts/gtsrb.py (default data/gtsrb), a raw GTSRB folder (Kaggle or INI
-layout) or a Hub dataset id. The validation split holds whole tracks; the test split is only evaluated at the end.
+--dataset: a folder written by datasets_scripts/gtsrb.py, a raw GTSRB folder (Kaggle or INI layout) or a Hub dataset
+id; by default data/gtsrb when it exists, else the public Hub dataset tanganke/gtsrb. The validation split holds whole
+tracks (a Hub copy without track ids: 10% of each class's images, stratified, as the log says); the test split is only
+evaluated at the end. The weights are averaged (EMA, warmed up); the average and the raw weights are both validated
+each epoch, and the better is kept.
 """
 
 from __future__ import annotations
@@ -20,25 +23,25 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub.cards import Metric, render_model_card
 from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
 from dlhub.data import is_hub_id
-from dlhub.data.gtsrb import load_gtsrb, to_tensors
+from dlhub.data.gtsrb import DEFAULT_HUB_ID, DEFAULT_LOCAL, default_source, load_gtsrb, to_tensors
 from dlhub.errors import DataError
 from dlhub.metrics import load_metric
 from dlhub.plots import plot_confusion_matrix, plot_history, plot_image_grid
 from dlhub.signs import SignClassifier
-from dlhub.training import (append_epoch_log, classify_loader, cpu_state_dict, find_checkpoint, load_checkpoint,
-                            save_and_push, save_checkpoint)
+from dlhub.training import (append_epoch_log, classify_loader, cpu_state_dict, ema_model, find_checkpoint,
+                            load_checkpoint, save_and_push, save_checkpoint)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="data/gtsrb")
+    p.add_argument("--dataset", default=None,
+                   help=f"default: {DEFAULT_LOCAL} when it exists, else the Hub dataset {DEFAULT_HUB_ID}")
     p.add_argument("--output-dir", default="outputs/gtsrb")
     p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
     p.add_argument("--blocks", type=int, nargs="+", default=[32, 64, 128], help="ConvBlock widths (at least two)")
@@ -48,7 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--label_smoothing", type=float, default=0.1)
-    p.add_argument("--ema_decay", type=float, default=0.998, help="0 turns the weight average off")
+    p.add_argument("--ema_decay", type=float, default=0.998,
+                   help="the weight average's decay, warmed up as min(decay, (1 + step) / (10 + step)); 0: off")
     p.add_argument("--max_train_samples", type=int, default=None, help="for quick experiments")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
@@ -60,8 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise DataError("--blocks needs at least two widths, e.g. --blocks 32 64 128")
     if args.input_size % 2 ** len(args.blocks):
         raise DataError(f"--input_size must be divisible by {2 ** len(args.blocks)} for {len(args.blocks)} blocks")
+    if not 0 <= args.ema_decay < 1:
+        raise DataError(f"--ema_decay {args.ema_decay} is outside [0, 1): use e.g. 0.998, or 0 for no average")
     check_hub_arguments(args, "model")
-    if not Path(args.dataset).exists() and not is_hub_id(args.dataset):
+    if args.dataset is not None and not Path(args.dataset).exists() and not is_hub_id(args.dataset):
         raise DataError(f"no dataset at {args.dataset}: run `python datasets_scripts/gtsrb.py --data-dir "
                         "PATH/TO/GTSRB` first, or pass --dataset with a GTSRB folder or a Hub dataset id")
     args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
@@ -109,10 +115,11 @@ def main(args: argparse.Namespace) -> dict:
     start = time.time()
 
     # Data: HF DatasetDict → uint8 tensors at the model's input size (decoded once, cached)
+    source = args.dataset or default_source()
     data = load_gtsrb(args.dataset)
     names = data["train"].features["label"].names
     if "test" not in data:
-        raise DataError(f"{args.dataset} has no test split: the final evaluation needs it")
+        raise DataError(f"{source} has no test split: the final evaluation needs it")
     tensors = {split: to_tensors(data[split], args.input_size, args.checkpoint_dir) for split in data}
     if args.max_train_samples:
         keep = torch.randperm(len(tensors["train"][0]), generator=torch.Generator().manual_seed(0))
@@ -120,7 +127,8 @@ def main(args: argparse.Namespace) -> dict:
     loaders = {split: DataLoader(TensorDataset(*tensors[split]), batch_size=args.batch_size,
                                  shuffle=split == "train", drop_last=split == "train") for split in tensors}
 
-    # Model, optimiser, schedule; an exponential moving average of the weights is what gets validated and kept
+    # Model, optimiser, schedule, and an exponential moving average of the weights (its decay warms up, so that the
+    # random initial weights do not dominate a short run's average)
     model = SignClassifier(blocks=args.blocks, input_size=args.input_size, labels=names)
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -129,13 +137,15 @@ def main(args: argparse.Namespace) -> dict:
                                                     total_steps=args.epochs * max(len(loaders["train"]), 1))
     model, optimizer, scheduler, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
-    ema = AveragedModel(accelerator.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay),
-                        use_buffers=True) if args.ema_decay else None
-    evaluated = lambda: ema.module if ema else accelerator.unwrap_model(model)  # noqa: E731
+    ema = ema_model(accelerator.unwrap_model(model), args.ema_decay) if args.ema_decay else None
+    # Both are validated every epoch and the better is kept (the average on a tie): early in a run the average can
+    # still trail the weights it averages, and a short run must never be worse for having one
+    weight_sets = {"average": ema.module} if ema is not None else {}
+    weight_sets["raw"] = accelerator.unwrap_model(model)
 
     checkpoints = Path(args.checkpoint_dir)
     state = {"history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
-             "best_accuracy": -1.0, "best_epoch": 0}
+             "best_accuracy": -1.0, "best_epoch": 0, "best_is_average": False}
     best_weights, first_epoch = None, 1
     if args.resume_from_checkpoint:
         path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
@@ -171,18 +181,25 @@ def main(args: argparse.Namespace) -> dict:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         stats = torch.tensor([loss_sum, correct, total], device=accelerator.device)
         loss_sum, correct, total = accelerator.reduce(stats, reduction="sum").tolist()
-        probs, labels, val_loss = classify_loader(evaluated(), val_loader, accelerator, as_float)
-        val_accuracy = float((probs.argmax(1) == labels).mean())
+        with torch.random.fork_rng(devices=[]):  # each loader pass draws a seed: validating must not shift training
+            scores = {name: classify_loader(weights, val_loader, accelerator, as_float)
+                      for name, weights in weight_sets.items()}
+        accuracies = {name: float((probs.argmax(1) == labels).mean()) for name, (probs, labels, _) in scores.items()}
+        kept = max(accuracies, key=accuracies.get)
+        probs, labels, val_loss = scores[kept]
+        val_accuracy = accuracies[kept]
         history = state["history"]
         for key, value in (("train_loss", loss_sum / total), ("train_accuracy", correct / total),
                            ("val_loss", val_loss), ("val_accuracy", val_accuracy)):
             history[key].append(value)
         if val_accuracy > state["best_accuracy"]:
-            state["best_accuracy"], state["best_epoch"] = val_accuracy, epoch
-            best_weights = cpu_state_dict(evaluated())
+            state.update(best_accuracy=val_accuracy, best_epoch=epoch, best_is_average=kept == "average")
+            best_weights = cpu_state_dict(weight_sets[kept])
         if accelerator.is_main_process:
             accelerator.print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc "
-                              f"{history['train_accuracy'][-1]:.4f} | val loss {val_loss:.4f} acc {val_accuracy:.4f}")
+                              f"{history['train_accuracy'][-1]:.4f} | val loss {val_loss:.4f} acc {val_accuracy:.4f}"
+                              + (f" ({kept} weights; raw {accuracies['raw']:.4f}, average {accuracies['average']:.4f})"
+                                 if ema else ""))
             append_epoch_log(checkpoints, epoch, history)
             picks = np.random.default_rng(epoch).choice(len(labels), size=min(20, len(labels)), replace=False)
             (checkpoints / "val_predictions").mkdir(exist_ok=True)  # the course's prediction-visualisation callback
@@ -210,6 +227,7 @@ def main(args: argparse.Namespace) -> dict:
     metrics = {"test_accuracy": accuracy, "test_images": int(len(labels)),
                "test_errors": int((predicted != labels).sum()),
                "test_loss": test_loss, "val_accuracy": state["best_accuracy"], "best_epoch": state["best_epoch"],
+               "best_is_average": state.get("best_is_average", bool(ema)),
                "epochs": args.epochs, "parameters": n_params, "wall_time_s": round(time.time() - start, 1),
                "per_class_accuracy": per_class}
     accelerator.print({k: v for k, v in metrics.items() if k != "per_class_accuracy"})
@@ -231,16 +249,35 @@ def main(args: argparse.Namespace) -> dict:
                 np.random.default_rng(0).choice(len(val_labels), min(20, len(val_labels)), replace=False),
                 "validation predictions (final model)"),
         }
-        save_and_push(accelerator, accelerator.unwrap_model(final), args, model_card(args, metrics, names), metrics,
-                      figures)
+        save_and_push(accelerator, accelerator.unwrap_model(final), args, model_card(args, metrics, source, data),
+                      metrics, figures)
     accelerator.wait_for_everyone()
     return metrics
 
 
-def model_card(args, metrics: dict, names: list[str]):
+def model_card(args, metrics: dict, source: str, dataset):
     data = dict(dataset_name="GTSRB (German Traffic Sign Recognition Benchmark), official test set",
                 dataset_type="gtsrb", task_type="image-classification")
     hardest = sorted(metrics["per_class_accuracy"].items(), key=lambda kv: kv[1])[:5]
+    average = (f"an exponential moving average of the weights (decay {args.ema_decay}, warmed up as min(decay, "
+               "(1 + step) / (10 + step)))" if args.ema_decay else "no average of the weights")
+    by_track = "track" in dataset["validation"].column_names
+    held_out = "whole tracks held out" if by_track else "10% of each class's images, stratified"
+    if is_hub_id(source):
+        rows = {split: dataset[split].num_rows for split in dataset}
+        data_description = (
+            f"GTSRB from the Hub dataset `{source}`: {rows['train'] + rows['validation']:,} training images, "
+            f"{rows['validation']:,} of them held out for validation, and {rows['test']:,} test images. " +
+            ("Validation holds whole tracks, so near-identical frames never straddle the split" if by_track else
+             "It has no track ids, so validation is 10% of each class's images (stratified by class): frames of one "
+             "physical sign can fall on both sides, and validation accuracy reads higher than test accuracy") +
+            "; the test set is only evaluated, once, at the end.")
+    else:
+        data_description = (
+            "GTSRB as stored for this project: `Train/` keeps every second frame of each 30-frame track (19,604 of "
+            "39,209 images, all 1,307 tracks), images with a side over 64 px shrunk to 64 px; `Test/` is the complete "
+            "official test set (12,630 images). 10% of each class's tracks are held out for validation (whole tracks, "
+            "so near-identical frames never straddle the split); the test set is only evaluated, once, at the end.")
     return render_model_card(
         task="signs",
         repo_id=args.hub_model_id or "dlhub-course/gtsrb-signs",
@@ -252,20 +289,19 @@ def model_card(args, metrics: dict, names: list[str]):
         usage=("probs = model.predict([pil_image])[0]   # {sign name: probability}, most likely first\n"
                "model.labels                           # the 43 names, index = ClassId"),
         metrics=[Metric("test accuracy", "accuracy", metrics["test_accuracy"], "test", **data),
-                 Metric("validation accuracy (whole tracks held out)", "accuracy", metrics["val_accuracy"],
-                        "validation", **{**data, "dataset_name": "GTSRB training set, held-out tracks"})],
-        data_description=("GTSRB as stored for this project: `Train/` keeps every second frame of each 30-frame "
-                          "track (19,604 of 39,209 images, all 1,307 tracks), images with a side over 64 px shrunk "
-                          "to 64 px; `Test/` is the complete official test set (12,630 images). 10% of each class's "
-                          "tracks are held out for validation (whole tracks, so near-identical frames never straddle "
-                          "the split); the test set is only evaluated, once, at the end."),
+                 Metric(f"validation accuracy ({held_out})", "accuracy", metrics["val_accuracy"], "validation",
+                        **{**data, "dataset_name": "GTSRB training set, " + ("held-out tracks" if by_track else
+                                                                            "held-out images")})],
+        data_description=data_description,
         data_licence="INI, Ruhr-Universität Bochum; research use. Cite Stallkamp et al., Neural Networks 2012.",
         training_command=command_line(),
         training_details=(f"AdamW (lr {args.lr}, weight decay {args.weight_decay}), one-cycle schedule, batch "
-                          f"{args.batch_size}, {args.epochs} epochs, label smoothing {args.label_smoothing}, an "
-                          f"exponential moving average of the weights (decay {args.ema_decay}). Augmentation: small "
+                          f"{args.batch_size}, {args.epochs} epochs, label smoothing {args.label_smoothing}, "
+                          f"{average}. Augmentation: small "
                           "random rotation, scale, shift and shear, saturation/contrast/brightness jitter, never "
-                          f"flips. The epoch with the best validation accuracy ({metrics['best_epoch']}) is kept. "
+                          "flips. The epoch with the best validation accuracy "
+                          f"({metrics['best_epoch']}, {'the average' if metrics['best_is_average'] else 'raw weights'}"
+                          f"{' (both validated each epoch)' if args.ema_decay else ''}) is kept. "
                           f"Wall time {metrics['wall_time_s'] / 60:.1f} min on the machine that trained it. Test "
                           f"errors: {metrics['test_errors']} of {metrics['test_images']:,}. Hardest classes: "
                           + ", ".join(f"{n} ({a:.3f})" for n, a in hardest) + "."),
@@ -277,7 +313,7 @@ def model_card(args, metrics: dict, names: list[str]):
                 ("worst_mistakes.png", "the most confident test mistakes"),
                 ("val_predictions.png", "sample validation predictions")],
         tags=["image-classification", "traffic-signs", "gtsrb"],
-        datasets=None,
+        datasets=[source] if is_hub_id(source) else None,
     )
 
 

@@ -5,19 +5,23 @@ Layouts read:
   (columns Width, Height, Roi.X1, Roi.Y1, Roi.X2, Roi.Y2, ClassId, Path), optional `signnames.csv`.
 - INI (the official release): `Final_Training/Images/000NN/*.ppm` + `GT-000NN.csv`, `Final_Test/Images/*.ppm` +
   `GT-final_test.csv` (';'-separated, Filename;Width;Height;Roi.X1;...;ClassId).
-- a Hub dataset id with image/label columns (through `datasets.load_dataset`, Parquet).
+- a Hub dataset id with image/label columns (through `datasets.load_dataset`, Parquet), e.g. the public
+  `tanganke/gtsrb` (train + test, label a ClassLabel of the 43 classes in the official order, no track ids).
+With no source: `data/gtsrb` when datasets_scripts/gtsrb.py wrote it, else the Hub's `tanganke/gtsrb`.
 The validation split is made by track (the `<class>_<track>_` prefix): all frames of one physical sign stay together.
+A Hub copy without a validation split and without track ids is split by class instead (stratified), and says so.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from dlhub.data import load_saved_or_hub
+from dlhub.data import is_hub_id, load_saved_or_hub
 from dlhub.errors import DataError
 
 SIGN_NAMES = [
@@ -34,6 +38,9 @@ SIGN_NAMES = [
 ]
 VALIDATION_FRACTION = 0.1
 SPLIT_SEED = 0
+DEFAULT_LOCAL = "data/gtsrb"  # what datasets_scripts/gtsrb.py writes
+DEFAULT_HUB_ID = "tanganke/gtsrb"  # public Parquet copy: image, label (43 classes, official order); train, test
+log = logging.getLogger("dlhub")
 
 
 def read_sign_names(root: Path) -> list[str]:
@@ -112,11 +119,9 @@ def split_by_track(items: list[tuple[str, int, str]], fraction: float = VALIDATI
                    seed: int = SPLIT_SEED) -> tuple[list, list]:
     """Hold out about `fraction` of each class's tracks (at least one when the class has two or more)."""
     rng = np.random.default_rng(seed)
-    tracks_by_class: dict[int, list[str]] = {}
+    tracks_by_class: dict[int, dict[str, None]] = {}  # a dict as an ordered set: fast with one track per image
     for _, label, track in items:
-        tracks_by_class.setdefault(label, [])
-        if track not in tracks_by_class[label]:
-            tracks_by_class[label].append(track)
+        tracks_by_class.setdefault(label, {})[track] = None
     held = set()
     for _, tracks in sorted(tracks_by_class.items()):  # class order fixes the random draws
         if len(tracks) >= 2:
@@ -125,13 +130,86 @@ def split_by_track(items: list[tuple[str, int, str]], fraction: float = VALIDATI
     return [it for it in items if it[2] not in held], [it for it in items if it[2] in held]
 
 
-def load_gtsrb(source):
-    """DatasetDict with train/validation(/test) splits: image (PIL), label (ClassLabel, 43 names), track."""
+def default_source() -> str:
+    """Where GTSRB is read from when no source is given: data/gtsrb if it is here, else the public Hub copy."""
+    return DEFAULT_LOCAL if Path(DEFAULT_LOCAL).exists() else DEFAULT_HUB_ID
+
+
+def check_hub_reachable(repo_id: str) -> None:
+    """Fail in seconds, in one line, when the Hub cannot answer: `datasets` would retry for half a minute and log
+    every retry. With HF_HUB_OFFLINE=1 nothing is asked (a copy in the HF cache is used)."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+    from dlhub.hub import HUB_TIMEOUT_S
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    try:
+        HfApi().dataset_info(repo_id, timeout=HUB_TIMEOUT_S)
+    except (HfHubHTTPError, HFValidationError):  # the Hub answered (not found, gated): load_dataset says what
+        return
+    except Exception as err:  # connection refused, timeout, DNS
+        raise DataError(f"could not reach the Hub at {constants.ENDPOINT} for the dataset {repo_id} "
+                        f"({type(err).__name__})") from None
+
+
+def with_validation_split(data, source):
+    """A saved or Hub GTSRB with a validation split. A copy that has none (the public Hub ones) gets one from its
+    train split: 10% of each class's tracks, or, without track ids, 10% of each class's images (stratified)."""
+    from datasets import ClassLabel, DatasetDict
+
+    if "train" not in data:
+        raise DataError(f"{source} has no train split (it has {sorted(data)}): pass a GTSRB dataset with one")
+    columns = data["train"].column_names
+    if not {"image", "label"} <= set(columns):
+        raise DataError(f"{source}: GTSRB needs an image and a label column, it has {columns}")
+    label = data["train"].features["label"]
+    if not isinstance(label, ClassLabel):
+        raise DataError(f"{source}: label must be a ClassLabel (class names in ClassId order), it is {label}")
+    if str(source) == DEFAULT_HUB_ID and label.names != SIGN_NAMES and label.num_classes == len(SIGN_NAMES):
+        # the official order under other names: the names the bundled model and the Space use
+        log.info("dlhub: %s: its class names replaced by the official sign names (same order)", source)
+        data = data.cast_column("label", ClassLabel(names=SIGN_NAMES))
+    if "validation" in data:
+        return data
+    train = data["train"]
+    labels = train["label"]
+    if "track" in columns:
+        tracks = list(train["track"])
+    else:
+        tracks = [str(i) for i in range(len(labels))]  # every image its own track: a split stratified by class
+        log.info("dlhub: %s has no track ids: validation is %d%% of each class's images (stratified by class), so "
+                 "frames of one sign can fall on both sides and validation accuracy reads high; test accuracy is "
+                 "the number to trust", source, round(100 * VALIDATION_FRACTION))
+    kept, held = split_by_track([(i, c, t) for i, (c, t) in enumerate(zip(labels, tracks))])
+    return DatasetDict({"train": train.select([i for i, _, _ in kept]),
+                        "validation": train.select([i for i, _, _ in held]),
+                        **{name: split for name, split in data.items() if name != "train"}})
+
+
+def load_gtsrb(source=None):
+    """DatasetDict with train/validation(/test) splits: image (PIL), label (ClassLabel, 43 names), track (not in
+    Hub copies without one). `source` None: `default_source()`."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 
-    saved = load_saved_or_hub(source)
+    defaulted = source is None
+    source = default_source() if defaulted else source
+    from_hub = is_hub_id(source)
+    try:
+        if from_hub:
+            check_hub_reachable(str(source))
+        saved = load_saved_or_hub(source)
+    except DataError as err:
+        if not (defaulted and from_hub):
+            raise
+        raise DataError(f"no GTSRB data: no {DEFAULT_LOCAL} here, and {' '.join(str(err).split())}. Either write "
+                        f"{DEFAULT_LOCAL} from a GTSRB download with `python datasets_scripts/gtsrb.py --data-dir "
+                        f"PATH/TO/GTSRB`, or run where the Hub dataset {DEFAULT_HUB_ID} can be downloaded") from None
+    if defaulted and from_hub:
+        log.info("dlhub: no %s here: GTSRB read from the Hub dataset %s", DEFAULT_LOCAL, source)
     if saved is not None:
-        return saved
+        return with_validation_split(saved, source)
     path = Path(str(source))
     items = list_gtsrb(path)
     names = read_sign_names(path)
