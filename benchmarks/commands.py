@@ -13,7 +13,6 @@ speakers stay for the training script's single final evaluation).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +95,7 @@ def main() -> dict:
     if "val_clips" in results:
         report(f"validation speakers ({results['val_clips']} clips): accuracy {results['val_accuracy_clean']:.4f} "
               f"clean, {results['val_accuracy_noisy']:.4f} with the training augmentation (speed, shift, noise)")
-    report.save(args.card)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return results
+    return report.finish(args.card, args.json, results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ the clip's own positions and max over the window (what CommandClassifier does). 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -101,10 +100,7 @@ def main() -> list[dict]:
                         "accuracy": accuracy})
         report(f"| {window} | {pooling} | {', '.join(map(str, layers))} | {'MLP ' + str(hidden) if hidden else 'linear'}"
               f" | {accuracy:.4f} |", flush=True)
-    report.save(args.card)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return results
+    return report.finish(args.card, args.json, results)
 
 
 if __name__ == "__main__":

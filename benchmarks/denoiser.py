@@ -9,7 +9,6 @@ same noisy faces, its smoothing strength chosen on the validation people.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +65,7 @@ def main() -> dict:
           f"{results['ours_latency_p95_ms']:.2f} |")
     report(f"| total variation (scikit-image, weight {args.tv_weight}) | {results['psnr_tv']:.2f} | "
           f"{results['tv_latency_ms']:.2f} / {results['tv_latency_p95_ms']:.2f} |")
-    report.save(args.card)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return results
+    return report.finish(args.card, args.json, results)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ The resnet18 is randomly initialised: its weights do not change its speed.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import timm
@@ -82,11 +81,7 @@ def main() -> dict:
           f"latency ratio (resnet18 / ours): {results['latency_ratio']:.2f}×")
     if "test_accuracy" in results:
         report(f"official test set ({results['test_images']:,} images): accuracy {results['test_accuracy']:.4f}")
-    report.save(args.card)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+    return report.finish(args.card, args.json, results)
 
 
 if __name__ == "__main__":

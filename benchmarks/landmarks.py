@@ -12,7 +12,6 @@ whole-photo path (`detect_and_predict`: Haar detection, two crops and prediction
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +82,7 @@ def main() -> dict:
     if "test_nme" in results:
         report(f"HELEN test ({results['test_faces']} faces): MSE {results['test_mse_px2']:.1f} px², "
               f"NME {results['test_nme']:.4f}")
-    report.save(args.card)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return results
+    return report.finish(args.card, args.json, results)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ reference), the logistic model's test accuracy, and the latency of `predict` on 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +44,7 @@ def main() -> dict:
     report(f"| ordinary least squares | {results['val_mse_ols']:.5f} | |")
     report(f"\nOLS / reweighted MSE: {results['mse_ratio_ols_over_irls']:.2f}×; logistic regression (lr decay) test "
           f"accuracy {results['test_accuracy_logistic_decay']:.3f}")
-    report.save(args.card)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return results
+    return report.finish(args.card, args.json, results)
 
 
 if __name__ == "__main__":

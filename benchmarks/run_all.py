@@ -1,6 +1,8 @@
 """Every task's benchmark in one run, and one Markdown table of them (the README shows it).
 
     python benchmarks/run_all.py                          # writes benchmarks/RESULTS.md and prints it
+    python benchmarks/run_all.py --cards                  # measures the bundled models and writes each report into
+                                                          # its model card (checkpoints/<task>/README.md) too
 
 The whole Space under load is benchmarks/load.py (it writes benchmarks/LOAD.md); scripts/fill_readme.py copies these
 files into the README.
@@ -22,12 +24,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["regression", "denoiser", "gtsrb", "landmarks", "commands"]
+BUNDLED = {"regression": "regression", "denoiser": "denoiser", "gtsrb": "signs", "landmarks": "landmarks",
+           "commands": "commands"}  # script → its task's bundled model folder
 
 
-def run(name: str, folder: Path) -> dict:
+def run(name: str, folder: Path, cards: bool = False) -> dict:
     out = folder / f"{name}.json"
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--json", str(out)], cwd=HERE.parent,
+    bundled = str(HERE.parent / "checkpoints" / BUNDLED[name])
+    extra = ["--model", bundled, "--card", bundled] if cards else []
+    done = subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--json", str(out), *extra], cwd=HERE.parent,
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"run_all.py: benchmarks/{name}.py failed:\n{done.stderr[-2000:]}")
@@ -63,9 +69,11 @@ def rows(r: dict) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    p.add_argument("--cards", action="store_true",
+                   help="measure the bundled models and write each script's report into its model card")
     args = p.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dlhub-bench-"))
-    results = {name: run(name, folder) for name in SCRIPTS}
+    results = {name: run(name, folder, args.cards) for name in SCRIPTS}
     lines = ["| task | metric (real data, ../shared/data) | latency, bundled | throughput | reference | ratio |",
              "|---|---|---|---|---|---|", *rows(results)]
     threads = results["gtsrb"]["threads"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from pathlib import Path
 
 
 def throughput(fn, batch, seconds: float) -> float:
@@ -38,12 +40,16 @@ class Report:
         print(text)
         self.lines.append(text)
 
-    def save(self, card_folder: str | None) -> None:
+    def finish(self, card_folder: str | None, json_path: str | None, results: dict) -> dict:
+        """Write the report into the model card in `card_folder` and the numbers to `json_path`, each when given."""
         if card_folder:
             from dlhub.cards import fill_card_block
 
             path = fill_card_block(card_folder, f"benchmarks/{self.script}", "\n".join(self.lines) + "\n")
             print(f"\nwritten into {path}")
+        if json_path:
+            Path(json_path).write_text(json.dumps(results, indent=2))
+        return results
 
 
 def add_card_argument(parser) -> None:

@@ -1,9 +1,9 @@
 """68-point face landmarks as an HF DatasetDict (image, landmarks 68 × 2 pixels), saved and optionally published.
 
-    python datasets_scripts/landmarks.py --data-dir ../shared/data/landmarks/helen --output-dir data/landmarks
-    python datasets_scripts/landmarks.py --data-dir ../shared/data/landmarks/pytorch_tutorial_faces
-    python datasets_scripts/landmarks.py --data-dir face_landmark.npz                  # the course's arrays
-    python datasets_scripts/landmarks.py --data-dir ... --push_to_hub --hub_dataset_id ORG/NAME
+    python datasets_scripts/landmarks.py --dataset ../shared/data/landmarks/helen --output_dir data/landmarks
+    python datasets_scripts/landmarks.py --dataset ../shared/data/landmarks/pytorch_tutorial_faces
+    python datasets_scripts/landmarks.py --dataset face_landmark.npz                  # the course's arrays
+    python datasets_scripts/landmarks.py --dataset ... --push_to_hub --hub_dataset_id ORG/NAME
 
 Validation = 10% of the training photos (fixed seed); a testset/ folder or the npz test arrays become the test split.
 """
@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import argparse
 
-from dlhub.cli import add_hub_arguments, check_hub_arguments, one_line_errors, setup_logging
+from dlhub.cli import add_data_arguments, add_hub_arguments, check_hub_arguments, one_line_errors, setup_logging
 from dlhub.data.landmarks import load_landmarks
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", required=True, help="an iBUG .pts folder, a tutorial folder, a .npz or a Hub id")
-    p.add_argument("--output-dir", default="data/landmarks")
+    add_data_arguments(p, required=True, output_dir="data/landmarks",
+                       dataset_help="an iBUG .pts folder, a tutorial folder, a .npz or a Hub id")
     add_hub_arguments(p, "dataset")
     args = p.parse_args(argv)
     check_hub_arguments(args, "dataset")
     setup_logging()
-    data = load_landmarks(args.data_dir)
+    data = load_landmarks(args.dataset)
     data.save_to_disk(args.output_dir)
     print(f"{data}\nsaved to {args.output_dir}")
     if args.push_to_hub:

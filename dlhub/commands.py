@@ -122,8 +122,6 @@ class CommandClassifier(HubModel):
     Whisper never saw unpadded audio in its own training: a choice measured by `benchmarks/commands_design.py`
     (speaker-grouped cross-validation; its table is in the model card)."""
 
-    task = "commands"
-
     def __init__(self, encoder: str = WHISPER_BASE, clip_s: float = 1.0, pad_s: float = 1.0, layers=(3, 4, 5, 6),
                  encoder_dim: int = 512, hidden: int = 512, dropout: float = 0.3, labels=WORDS):
         super().__init__()

@@ -92,8 +92,6 @@ ARCHS = {"mlp": CourseMLP, "conv": ConvUNet}
 
 
 class Denoiser(HubModel):
-    task = "denoiser"
-
     def __init__(self, arch: str = "conv", image_size: int = 64, widths=(32, 64, 128), noise_std=(0.2, 0.2)):
         super().__init__()
         if arch not in ARCHS:

@@ -45,8 +45,6 @@ def pretrained_cfg(backbone: str, input_size: int) -> dict:
 
 
 class LandmarkModel(HubModel):
-    task = "landmarks"
-
     def __init__(self, backbone: str = "efficientnet_lite0", architecture: str = "tf_efficientnet_lite0",
                  num_classes: int = 2 * N_POINTS, num_features: int = 1280, drop_rate: float = 0.2,
                  pretrained_cfg: dict | None = None):
@@ -99,9 +97,6 @@ class LandmarkModel(HubModel):
         if set(missing) != classifier or unexpected:
             raise DataError(f"the pretrained {self.backbone} weights do not fit: missing {missing}, "
                             f"unexpected {unexpected}")
-
-    def to_pixels(self, normalised: torch.Tensor) -> torch.Tensor:
-        return (normalised + 1) * (self.input_size / 2)
 
     def preprocess(self, faces: list) -> torch.Tensor:
         """PIL face crops → (B, 3, S, S) float tensor in [0, 1], each resized whole (no crop)."""

@@ -53,9 +53,7 @@ class HubModel(
     tags=["dlhub"],
     license="mit",
 ):
-    """Subclasses set `task` and take JSON-serialisable constructor arguments (they become config.json)."""
-
-    task: str = ""
+    """Subclasses take JSON-serialisable constructor arguments (they become config.json)."""
 
     @classmethod
     def _from_pretrained(

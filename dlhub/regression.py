@@ -132,8 +132,6 @@ def logistic_curves(trajectory: np.ndarray, points, labels) -> tuple[np.ndarray,
 class RegressionModel(HubModel):
     """The fitted Task 1 models: OLS and robust (IRLS) curves, logistic classifiers without and with lr decay."""
 
-    task = "regression"
-
     def __init__(self, sigma: float = 1.0, irls_iteration: int = 0, regression_features=REGRESSION_FEATURES,
                  classification_features=CLASSIFICATION_FEATURES, labels=("0", "1"), x_range=(-5.0, 5.0)):
         super().__init__()

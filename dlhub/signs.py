@@ -55,8 +55,6 @@ def normalize_per_image(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
 
 
 class SignClassifier(HubModel):
-    task = "signs"
-
     def __init__(self, blocks=(32, 64, 128), input_size: int = 40, labels=SIGN_NAMES, residual: bool = True,
                  block_dropout: float = 0.1, hidden: int = 256, head_dropout: float = 0.4):
         super().__init__()

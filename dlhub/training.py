@@ -66,9 +66,32 @@ def load_checkpoint(accelerator, path: Path) -> tuple[dict, dict[str, dict[str, 
     return state, weights
 
 
+def start_or_resume(accelerator, checkpoint_dir, resume_from, fresh_state: dict) -> tuple[dict, dict, int]:
+    """(train state, saved weight sets, first epoch) of this run: a fresh one's, or, when `resume_from` is 'latest', a
+    checkpoint folder or a Path found earlier, the checkpoint's, after restoring Accelerate's state from it (model,
+    optimizer, scheduler, RNG). Every train script starts its loop from here."""
+    if not resume_from:
+        return fresh_state, {}, 1
+    path = resume_from if isinstance(resume_from, Path) else find_checkpoint(checkpoint_dir, resume_from)
+    state, saved = load_checkpoint(accelerator, path)
+    accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
+    return state, saved, state["epoch"] + 1
+
+
 def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of the weights (to keep the best epoch's model)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def keep_best(state: dict, epoch: int, score, model: torch.nn.Module, best_weights, **record):
+    """Selection on validation, as every train script does it: when `score` beats the best so far (higher is better;
+    a tuple breaks ties in order), the epoch and `record` (e.g. best_accuracy=…) go into `state` and a CPU copy of
+    `model`'s weights is returned; otherwise `best_weights` as they were."""
+    score = list(score) if isinstance(score, (tuple, list)) else [score]
+    if state.get("best_score") is None or score > state["best_score"]:
+        state.update(best_score=score, best_epoch=epoch, **record)
+        return cpu_state_dict(model)
+    return best_weights
 
 
 def save_and_push(accelerator, model, args, card, metrics: dict, figures: dict) -> Path:
@@ -98,6 +121,23 @@ def classify_loader(model, loader, accelerator, inputs=lambda x: x):
         labels.append(target.cpu().numpy())
         losses.append(loss.float().cpu().numpy())
     return np.concatenate(probs), np.concatenate(labels), float(np.concatenate(losses).mean())
+
+
+def classification_report(probs, labels, names: list[str], worst: int = 20) -> dict:
+    """The final test of a classifier, as every train script reports it: accuracy (the shipped `accuracy` metric),
+    errors, the confusion matrix (true × predicted), per-class accuracy, and the most confident mistakes."""
+    import numpy as np
+
+    from dlhub.metrics import load_metric
+
+    predicted = probs.argmax(1)
+    confusion = np.zeros((len(names), len(names)), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    wrong = np.flatnonzero(predicted != labels)
+    return {"accuracy": load_metric("accuracy").compute(predictions=predicted, references=labels)["accuracy"],
+            "errors": int(len(wrong)), "confusion": confusion,
+            "per_class_accuracy": {n: float(confusion[c, c] / max(confusion[c].sum(), 1)) for c, n in enumerate(names)},
+            "worst_mistakes": wrong[np.argsort(-probs[wrong, predicted[wrong]])][:worst]}
 
 
 def append_epoch_log(checkpoint_dir, epoch: int, history: dict[str, list[float]], **columns) -> None:

@@ -123,7 +123,7 @@ def test_missing_dataset_is_a_one_line_hint(tmp_path):
     result = run_script(sys.executable, "train/gtsrb.py", "--dataset", str(tmp_path / "nothing"))
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1
-    assert "run `python datasets_scripts/gtsrb.py --data-dir PATH/TO/GTSRB` first" in lines[0]
+    assert "run `python datasets_scripts/gtsrb.py --dataset PATH/TO/GTSRB` first" in lines[0]
 
 
 @pytest.mark.slow

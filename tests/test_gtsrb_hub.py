@@ -117,5 +117,5 @@ def test_no_data_anywhere_is_one_line_naming_both_ways(tmp_path, env):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
     assert lines[0].startswith("gtsrb.py: error: no GTSRB data: no data/gtsrb here")
-    assert "`python datasets_scripts/gtsrb.py --data-dir PATH/TO/GTSRB`" in lines[0]
+    assert "`python datasets_scripts/gtsrb.py --dataset PATH/TO/GTSRB`" in lines[0]
     assert f"the Hub dataset {DEFAULT_HUB_ID} can be downloaded" in lines[0]

@@ -12,12 +12,10 @@ or a Hub dataset id. Features of the frozen encoder are computed once per clip (
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import safetensors.torch
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -25,23 +23,22 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub import audio
+from dlhub.cache import cached_tensors
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
+from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
+                       setup_logging)
 from dlhub.commands import CACHE_DIR, ENCODERS, WHISPER_BASE, CommandClassifier
 from dlhub.data import is_hub_id
 from dlhub.data.speech_commands import load_speech_commands
 from dlhub.errors import DataError
-from dlhub.metrics import load_metric
 from dlhub.plots import plot_confusion_matrix, plot_history
-from dlhub.training import (append_epoch_log, classify_loader, cpu_state_dict, find_checkpoint, load_checkpoint,
-                            save_and_push, save_checkpoint)
+from dlhub.training import (append_epoch_log, classification_report, classify_loader, keep_best, save_and_push,
+                            save_checkpoint, start_or_resume)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="data/commands")
-    p.add_argument("--output-dir", default="outputs/commands")
-    p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
+    add_data_arguments(p, dataset="data/commands", output_dir="outputs/commands")
     p.add_argument("--cache_dir", default=str(CACHE_DIR / "features"), help="where encoder features are cached")
     p.add_argument("--encoder", default=ENCODERS[0], help=f"a frozen speech encoder: {', '.join(ENCODERS)}")
     p.add_argument("--layers", type=int, nargs="+", default=[3, 4, 5, 6], help="hidden states read (0 = input)")
@@ -55,31 +52,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=1e-3)
     p.add_argument("--label_smoothing", type=float, default=0.1)
-    p.add_argument("--max_train_samples", type=int, default=None, help="for quick experiments")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
-    add_hub_arguments(p, "model")
+    add_run_arguments(p)
     args = p.parse_args(argv)
-    check_hub_arguments(args, "model")
+    check_run_arguments(args)
     if not Path(args.dataset).exists() and not is_hub_id(args.dataset):
         raise DataError(f"no dataset at {args.dataset}: pass --dataset ../shared/data/speech_commands (or a Kaggle "
                         "folder, a folder written by datasets_scripts/speech_commands.py, a Hub dataset id)")
-    args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
     return args
 
 
 def encoded(model: CommandClassifier, waves: np.ndarray, cache_file: Path, desc: str, show: bool) -> torch.Tensor:
-    """Pooled encoder features (N, n_features), computed once and cached atomically."""
-    if cache_file.is_file():
-        return safetensors.torch.load_file(str(cache_file))["features"]
-    features = [model.features(torch.from_numpy(waves[i:i + 64]))
-                for i in tqdm(range(0, len(waves), 64), desc=desc, disable=not show, leave=False)]
-    features = torch.cat(features).cpu().contiguous()
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
-    safetensors.torch.save_file({"features": features}, str(tmp))
-    tmp.replace(cache_file)
-    return features
+    """Pooled encoder features (N, n_features), computed once and cached."""
+    def compute() -> dict:
+        features = [model.features(torch.from_numpy(waves[i:i + 64]))
+                    for i in tqdm(range(0, len(waves), 64), desc=desc, disable=not show, leave=False)]
+        return {"features": torch.cat(features).cpu()}
+
+    return cached_tensors(cache_file, compute)["features"]
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -133,14 +122,10 @@ def main(args: argparse.Namespace) -> dict:
         model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
 
     checkpoints = Path(args.checkpoint_dir)
-    state = {"history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
-             "best_accuracy": -1.0, "best_loss": float("inf"), "best_epoch": 0}
-    best_weights, first_epoch = None, 1
-    if args.resume_from_checkpoint:
-        path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
-        state, saved = load_checkpoint(accelerator, path)
-        best_weights, first_epoch = saved.get("best_model"), state["epoch"] + 1
-        accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
+    state, saved, first_epoch = start_or_resume(accelerator, checkpoints, args.resume_from_checkpoint, {
+        "history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
+        "best_accuracy": -1.0, "best_loss": float("inf"), "best_epoch": 0})
+    best_weights = saved.get("best_model")
 
     for epoch in range(first_epoch, args.epochs + 1):
         model.train()
@@ -166,9 +151,8 @@ def main(args: argparse.Namespace) -> dict:
                            ("val_loss", val_loss), ("val_accuracy", val_accuracy)):
             history[key].append(value)
         # best validation accuracy; among equals, the lower validation loss (fewer than 400 validation clips tie often)
-        if (val_accuracy, -val_loss) > (state["best_accuracy"], -state["best_loss"]):
-            state.update(best_accuracy=val_accuracy, best_loss=val_loss, best_epoch=epoch)
-            best_weights = cpu_state_dict(accelerator.unwrap_model(model))
+        best_weights = keep_best(state, epoch, (val_accuracy, -val_loss), accelerator.unwrap_model(model), best_weights,
+                                 best_accuracy=val_accuracy, best_loss=val_loss)
         if accelerator.is_main_process:
             accelerator.print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc "
                               f"{history['train_accuracy'][-1]:.4f} | val loss {val_loss:.4f} acc {val_accuracy:.4f}")
@@ -179,13 +163,10 @@ def main(args: argparse.Namespace) -> dict:
     final = accelerator.unwrap_model(model)
     final.load_state_dict(best_weights)
     probs, test_labels, test_loss = classify_loader(model, test_loader, accelerator)
-    predicted = probs.argmax(1)
-    accuracy = load_metric("accuracy").compute(predictions=predicted, references=test_labels)["accuracy"]
-    confusion = np.zeros((len(words), len(words)), dtype=np.int64)
-    np.add.at(confusion, (test_labels, predicted), 1)
-    per_word = {w: float(confusion[c, c] / max(confusion[c].sum(), 1)) for c, w in enumerate(words)}
+    report = classification_report(probs, test_labels, words)
+    accuracy, confusion, per_word = report["accuracy"], report["confusion"], report["per_class_accuracy"]
     metrics = {"test_accuracy": accuracy, "test_clips": int(len(test_labels)),
-               "test_errors": int((predicted != test_labels).sum()), "test_loss": test_loss,
+               "test_errors": report["errors"], "test_loss": test_loss,
                "test_speakers": len(set(data["test"]["speaker"])), "val_accuracy": state["best_accuracy"],
                "val_clips": len(data["validation"]), "train_clips": len(data["train"]),
                "best_epoch": state["best_epoch"], "epochs": args.epochs, "parameters": n_params,

@@ -1,9 +1,9 @@
 """Face denoising autoencoder (course Task 2): train, select on validation PSNR, test, save and publish.
 
-    accelerate launch train/dae.py --data ../shared/data/faces/olivetti_faces.npy --output-dir outputs/denoiser
-    accelerate launch train/dae.py --data faces.npy --arch mlp --output-dir outputs/denoiser-mlp    # the course's model
-    accelerate launch train/dae.py --data faces.npy --people people.npy    # person ids: a person-disjoint split
-    accelerate launch train/dae.py --data faces.npy --extra_test_dir ../shared/data/landmarks/helen/testset
+    accelerate launch train/dae.py --dataset ../shared/data/faces/olivetti_faces.npy --output_dir outputs/denoiser
+    accelerate launch train/dae.py --dataset faces.npy --arch mlp --output_dir outputs/denoiser-mlp    # the course's model
+    accelerate launch train/dae.py --dataset faces.npy --people people.npy    # person ids: a person-disjoint split
+    accelerate launch train/dae.py --dataset faces.npy --extra_test_dir ../shared/data/landmarks/helen/testset
 
 --data: a .npy of faces (N, H, W) (the course's face_data.npy layout), a folder of face images, or a dataset saved by
 datasets_scripts/faces.py; both models work on 64 × 64 faces. --arch mlp is the course's Table 3 exactly (flattened
@@ -27,13 +27,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
+from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
+                       setup_logging)
 from dlhub.data.faces import OLIVETTI_SHAPE, faces_array, load_faces, read_face_folder
 from dlhub.denoise import Denoiser, add_noise
 from dlhub.errors import DataError
 from dlhub.metrics import psnr
 from dlhub.plots import plot_denoising_grid, plot_history
-from dlhub.training import cpu_state_dict, find_checkpoint, load_checkpoint, save_and_push, save_checkpoint
+from dlhub.training import find_checkpoint, keep_best, save_and_push, save_checkpoint, start_or_resume
 
 TEST_SIGMAS = (0.1, 0.2, 0.3)
 EVAL_NOISE_SEED = 1234  # the same noisy validation/test images in every run and epoch
@@ -42,11 +43,11 @@ IMAGE_SIZE = 64  # the course's face_data.npy size, for both architectures
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help=".npy of faces (N, H, W), a folder of face images, or a saved dataset")
+    add_data_arguments(p, required=True, output_dir="outputs/denoiser",
+                       dataset_help=".npy of faces (N, H, W), a folder of face images, or a saved dataset")
     p.add_argument("--people", default=None,
                    help=".npy of one person id per face of --data: the split is then by person (Olivetti's "
                         "400x64x64 layout is split by person without it)")
-    p.add_argument("--output-dir", default="outputs/denoiser")
     p.add_argument("--arch", choices=["conv", "mlp"], default="conv",
                    help="conv: our encoder-decoder with skips; mlp: the course's Table 3 (4096 -> 128 -> 4096)")
     p.add_argument("--noise_std", type=float, default=0.2, help="σ of the noise (validation uses this σ)")
@@ -58,20 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=1e-5)
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="conv: channels per level")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extra_test_dir", default=None,
                    help="a folder of face images from another source, reported as an extra test at σ = 0.2")
-    p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
-    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
-    add_hub_arguments(p, "model")
+    add_run_arguments(p, max_train_samples=False)
     args = p.parse_args(argv)
     if not 0 < args.noise_std <= 1 or (args.noise_std_max is not None and
                                         not args.noise_std_min <= args.noise_std <= args.noise_std_max <= 1):
         raise DataError("noise levels must satisfy 0 < --noise_std_min ≤ --noise_std ≤ --noise_std_max ≤ 1")
-    check_hub_arguments(args, "model")
+    check_run_arguments(args)
     args.epochs = args.epochs or (80 if args.arch == "conv" else 150)
     args.image_size = IMAGE_SIZE
-    args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
     return args
 
 
@@ -119,7 +116,7 @@ def main(args: argparse.Namespace) -> dict:
     resume_path = find_checkpoint(checkpoints, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
 
     # Data: faces as an HF DatasetDict (60/20/20, by person with --people or for Olivetti), then 64 × 64 tensors
-    faces = load_faces(args.data, people=args.people)
+    faces = load_faces(args.dataset, people=args.people)
     data_summary = {split: (faces[split].num_rows, len(set(faces[split]["person"]) - {-1})) for split in faces}
     clean = {split: as_tensor(faces_array(faces[split]), args.image_size) for split in faces}
     train_loader = DataLoader(TensorDataset(clean["train"]), batch_size=args.batch_size, shuffle=True, drop_last=True)
@@ -132,14 +129,10 @@ def main(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
 
-    state = {"history": {"train_loss": [], "val_psnr_denoised": [], "val_psnr_noisy": []}, "best_psnr": -1.0,
-             "best_epoch": 0}
-    best_weights, first_epoch = None, 1
-    if resume_path:
-        state, saved = load_checkpoint(accelerator, resume_path)
-        best_weights = saved.get("best_model")
-        first_epoch = state["epoch"] + 1
-        accelerator.print(f"resumed from {resume_path} (epoch {state['epoch']})")
+    state, saved, first_epoch = start_or_resume(accelerator, checkpoints, resume_path, {
+        "history": {"train_loss": [], "val_psnr_denoised": [], "val_psnr_noisy": []}, "best_psnr": -1.0,
+        "best_epoch": 0})
+    best_weights = saved.get("best_model")
 
     # Training: fresh noise in every step, validation PSNR after every epoch, the best epoch kept
     bar = tqdm(range(first_epoch, args.epochs + 1), desc="epochs", disable=not accelerator.is_main_process)
@@ -160,9 +153,7 @@ def main(args: argparse.Namespace) -> dict:
         history["train_loss"].append(total / max(count, 1))
         history["val_psnr_denoised"].append(val_db)
         history["val_psnr_noisy"].append(psnr(val["noisy"], val["clean"])["psnr"])
-        if val_db > state["best_psnr"]:
-            state["best_psnr"], state["best_epoch"] = val_db, epoch
-            best_weights = cpu_state_dict(accelerator.unwrap_model(model))
+        best_weights = keep_best(state, epoch, val_db, accelerator.unwrap_model(model), best_weights, best_psnr=val_db)
         bar.set_postfix(loss=f"{history['train_loss'][-1]:.5f}", val_psnr=f"{val_db:.2f}")
         save_checkpoint(accelerator, checkpoints, epoch, state, {"best_model": best_weights})
 
@@ -210,9 +201,9 @@ def main(args: argparse.Namespace) -> dict:
 
 def model_card(args, metrics: dict, data_summary: dict[str, tuple[int, int]]):
     """data_summary: split → (images, people); people = 0 when the split was by image (no person labels)."""
-    data_name = Path(args.data).name
+    data_name = Path(args.dataset).name
     data = dict(dataset_name=f"faces from {data_name} (test split)",
-                dataset_type=Path(args.data).stem.lower().replace("_", "-"), task_type="image-to-image")
+                dataset_type=Path(args.dataset).stem.lower().replace("_", "-"), task_type="image-to-image")
     card_metrics = []
     for sigma in TEST_SIGMAS:
         card_metrics += [

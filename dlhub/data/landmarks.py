@@ -13,7 +13,6 @@ together). The test split is for the final evaluation only.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -150,24 +149,21 @@ def load_landmarks(source):
 
 def to_tensors(dataset, size: int, cache_dir=None):
     """(uint8 images (N, 3, size, size), float32 landmarks (N, 68, 2) scaled to size), resized once and cached."""
-    import safetensors.torch
     import torch
     from PIL import Image
 
+    from dlhub.cache import cached_tensors
+
+    def decode() -> dict:
+        images, points = [], []
+        for row in dataset:
+            image = row["image"].convert("RGB")
+            w, h = image.size
+            images.append(np.asarray(image.resize((size, size), Image.Resampling.BILINEAR)))
+            points.append(np.asarray(row["landmarks"], np.float32) * np.array([size / w, size / h], np.float32))
+        return {"images": torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2),
+                "landmarks": torch.from_numpy(np.stack(points))}
+
     cache = Path(cache_dir) / f"landmarks_{dataset._fingerprint}_{size}.safetensors" if cache_dir else None
-    if cache is not None and cache.is_file():
-        saved = safetensors.torch.load_file(str(cache))
-        return saved["images"], saved["landmarks"]
-    images, points = [], []
-    for row in dataset:
-        image = row["image"].convert("RGB")
-        w, h = image.size
-        images.append(np.asarray(image.resize((size, size), Image.Resampling.BILINEAR)))
-        points.append(np.asarray(row["landmarks"], np.float32) * np.array([size / w, size / h], np.float32))
-    result = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.stack(points)))
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        safetensors.torch.save_file({"images": result[0], "landmarks": result[1]}, str(tmp))
-        tmp.replace(cache)
-    return result
+    tensors = cached_tensors(cache, decode)
+    return tensors["images"], tensors["landmarks"]

@@ -81,11 +81,11 @@ def read_classification_npz(path) -> dict[str, np.ndarray]:
 def read_task1_dir(data_dir) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir} is not a folder: point it at the folder holding "
+        raise DataError(f"--dataset {data_dir} is not a folder: point it at the folder holding "
                         f"{REGRESSION_FILE} and {CLASSIFICATION_FILE}")
     missing = [f for f in (REGRESSION_FILE, CLASSIFICATION_FILE) if not (data_dir / f).is_file()]
     if missing:
-        raise DataError(f"{data_dir} has no {' or '.join(missing)}: point --data-dir at the course's Task 1 folder")
+        raise DataError(f"{data_dir} has no {' or '.join(missing)}: point --dataset at the course's Task 1 folder")
     return read_regression_npz(data_dir / REGRESSION_FILE), read_classification_npz(data_dir / CLASSIFICATION_FILE)
 
 
