@@ -209,10 +209,12 @@ def build(demo: gr.Blocks) -> None:
     with gr.Accordion("The published model", open=True):
         gr.Markdown(model_summary())
         figures = model_figures()
-        for row in range(0, len(figures), 2):  # whole figures, two a row, each with its own caption
-            with gr.Row():
+        for row in range(0, len(figures), 2):  # whole figures, two a row, each captioned above (a label badge
+            with gr.Row():                     # would cover the figure's own title)
                 for path, caption in figures[row:row + 2]:
-                    gr.Image(path, label=caption, interactive=False, buttons=["fullscreen"], show_label=True)
+                    with gr.Column():
+                        gr.Markdown(f"**{caption}**")
+                        gr.Image(path, interactive=False, buttons=["fullscreen"], show_label=False)
     gr.Markdown("#### Your data\nThe tab starts on example data in the course's layout. Upload the course's "
                 "`Task1_1.npz` and/or `Task1_2.npz` (or any file with the same keys) to refit on them.")
     with gr.Row():
