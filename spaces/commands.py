@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 import dlhub
 from dlhub import audio
 from dlhub.errors import DataError, DLHubError
-from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, load_once, model_note, user_error
+from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, load_once, model_note, user_error, user_warning
 
 TITLE = "Voice commands"
 MAX_SECONDS = 60.0  # longer uploads are cut (with a warning): a command is a second long
@@ -98,7 +98,7 @@ def recognise(path: str | None):
     except DataError as err:
         raise user_error(f"{str(err)[0].upper()}{str(err)[1:]}.") from None
     if duration > MAX_SECONDS:
-        gr.Warning(f"The recording is {duration:.0f} s long: only its first {MAX_SECONDS:.0f} s were analysed.")
+        user_warning(f"The recording is {duration:.0f} s long: only its first {MAX_SECONDS:.0f} s were analysed.")
     if len(x) < MIN_SECONDS * audio.SAMPLING_RATE:
         raise user_error(f"The recording is {len(x) / audio.SAMPLING_RATE:.2f} s long: say the command in a clip of "
                          "at least half a second.")

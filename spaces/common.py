@@ -33,6 +33,12 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def user_warning(message: str) -> None:
+    """A gr.Warning for the page, also written to the server's log (what people were told, for whoever runs the Space)."""
+    gr.Warning(message)
+    log.info("dlhub: the user was warned: %s", message)
+
+
 def handler(fn):
     """An event handler as the page should see it: a gr.Error (bad input) passes through as it is; any other exception
     is a bug: it is logged with its traceback and the page shows one short sentence instead of a bare "Error"."""

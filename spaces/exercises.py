@@ -7,7 +7,7 @@ import math
 import gradio as gr
 
 from dlhub.exercises import COURSE_WEIGHTS, Z_FIXED_POINTS, mlp_autograd, mlp_step, plot_z, sigmoid, z_explanation
-from spaces.common import clear_on_failure, handler
+from spaces.common import clear_on_failure, handler, user_warning
 
 TITLE = "Exercises"
 # requests computed at once, from benchmarks/concurrency.py (see "A whole class at once" in the README)
@@ -39,7 +39,7 @@ def parse_numbers(values: dict[str, str]) -> dict[str, float] | None:
         except ValueError:
             bad.append(f"{name} = {text!r}")
     if bad:
-        gr.Warning(f"Not a finite number: {', '.join(bad)}. Type a number such as 0.4 or -1e-2.")
+        user_warning(f"Not a finite number: {', '.join(bad)}. Type a number such as 0.4 or -1e-2.")
         return None
     return out
 
@@ -64,7 +64,7 @@ def explain(x1, x2, y, lr, *weights) -> str:
     if numbers is None:
         return ""  # the warning says what to fix; the old result would answer other numbers
     if not 0 <= numbers["y"] <= 1:
-        gr.Warning(f"The label y must lie in [0, 1] for the cross-entropy; got {_fmt(numbers['y'])}.")
+        user_warning(f"The label y must lie in [0, 1] for the cross-entropy; got {_fmt(numbers['y'])}.")
         return ""
     w = {k: numbers[k] for k in COURSE_WEIGHTS}
     step = mlp_step(numbers["x1"], numbers["x2"], numbers["y"], numbers["lr"], w)

@@ -13,7 +13,7 @@ import dlhub
 from dlhub.data.landmarks import CONTOURS
 from dlhub.errors import DLHubError
 from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, load_once,
-                           model_note, open_image, user_error)
+                           model_note, open_image, user_error, user_warning)
 
 TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
@@ -75,7 +75,7 @@ def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool)
         raise user_error(f"No landmark model could be loaded: {err}") from None
     faces = landmarker.detect_and_predict(photo)
     if not faces:
-        gr.Warning("No face found: use a photo with a frontal face at least about 50 px across.")
+        user_warning("No face found: use a photo with a frontal face at least about 50 px across.")
         return (image_file(photo, "photo"), [], None, None,
                 " ".join(t for t in ("**No face found** in this photo.", note) if t))
     rows = [[i + 1, j + 1, round(float(x), 1), round(float(y), 1)]

@@ -20,7 +20,10 @@ def test_space_starts_from_bundled_checkpoints_without_the_hub(hub_kind, tmp_pat
     finally:
         if server:
             server.stop()
-    assert seconds < 20, seconds
+    # The Hub costs one wait at most: one "could not reach", then every other tab skips it (the log checks below). How
+    # long the start takes on a given machine is measured by benchmarks/load.py ("Ready … s", in the README), not
+    # asserted here: this bound only catches a start that hangs.
+    assert seconds < 45, seconds
     text = log.read_text()
     for task in TASKS:
         assert f"dlhub: {task}: using the bundled checkpoint" in text, text[-2000:]
