@@ -23,3 +23,7 @@ class DataError(DLHubError, ValueError):
 
 class HubUnreachableError(ModelNotFoundError):
     """The Hub did not answer (refused, timed out, 5xx): the model may exist, it just cannot be had now."""
+
+
+class HubRepoNotFoundError(ModelNotFoundError):
+    """The Hub answered: no such repo (or not visible with this token)."""

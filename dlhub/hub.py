@@ -25,7 +25,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from dlhub.errors import DLHubError, HubUnreachableError, ModelNotFoundError
+from dlhub.errors import DLHubError, HubRepoNotFoundError, HubUnreachableError, ModelNotFoundError
 from dlhub.modeling import WEIGHTS_NAME, HubModel
 from dlhub.tasks import Task, get_task
 
@@ -97,8 +97,10 @@ def _configured_or_bundled(spec: Task, revision) -> tuple[Path, str, ModelOrigin
                     ModelOrigin("hub", spec.repo_id, folder.name))
         except HubUnreachableError as err:
             reason, kind = str(err), "unreachable"
+        except HubRepoNotFoundError as err:
+            reason, kind = str(err), "missing"
         except DLHubError as err:
-            reason, kind = str(err), "missing" if "not found" in str(err) else "unusable"
+            reason, kind = str(err), "unusable"
     if not (bundled / WEIGHTS_NAME).is_file():
         raise ModelNotFoundError(
             f"no {spec.name} model: the Hub repo {spec.repo_id} could not be used ({reason}) and there is no "
@@ -124,7 +126,7 @@ def download(repo_id: str, revision: str | None = None) -> Path:
     except DLHubError:
         raise
     except (RepositoryNotFoundError, HFValidationError):
-        raise ModelNotFoundError(f"Hub repo {repo_id} not found at {endpoint}") from None
+        raise HubRepoNotFoundError(f"Hub repo {repo_id} not found at {endpoint}") from None
     except RevisionNotFoundError:
         raise ModelNotFoundError(f"Hub repo {repo_id} has no revision {revision!r}") from None
     except EntryNotFoundError as err:

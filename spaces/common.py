@@ -24,6 +24,7 @@ MIN_IMAGE_SIDE = 8
 # Output images are written here, one new file per request, and handed to Gradio as paths (see `image_file`)
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "dlhub-space-outputs"
 OUTPUT_MAX_AGE_S = 600
+_last_prune = [0.0]  # time.time() of the last clean-up of OUTPUT_DIR
 SERVER_ERROR = "Something went wrong on the server; it was logged."
 log = logging.getLogger("dlhub.space")
 
@@ -117,12 +118,14 @@ def image_file(image: Image.Image, name: str = "image") -> str:
     Content-Length"). A returned path is copied into the cache under a temporary name and renamed: atomic."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     now = time.time()
-    for old in OUTPUT_DIR.glob("*.png"):  # Gradio has its own copy by then
-        try:
-            if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
-                old.unlink()
-        except OSError:
-            pass
+    if now - _last_prune[0] > OUTPUT_MAX_AGE_S / 10:  # not on every request: the folder holds minutes of outputs
+        _last_prune[0] = now  # two requests pruning at once is harmless
+        for old in OUTPUT_DIR.glob("*.png"):  # Gradio has its own copy by then
+            try:
+                if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                    old.unlink()
+            except OSError:
+                pass
     fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".png", dir=OUTPUT_DIR)
     with os.fdopen(fd, "wb") as f:
         image.save(f, format="PNG")
