@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from dlhub.cli import setup_logging
-from spaces import commands, denoising, exercises, landmarks, regression, signs
+from spaces import commands, denoising, exercises, landmarks, models, regression, signs
 from spaces.common import EXAMPLES_DIR
 
 TABS = [regression, denoising, signs, landmarks, commands, exercises]
@@ -23,10 +23,17 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(
             "# Deep learning course Space\n"
             "The course's tasks as working models: each tab loads its model with `dlhub.load(task)` (from the Hub, "
-            "or the checkpoint bundled with this Space when the Hub cannot be reached).")
-        for tab in TABS:
-            with gr.Tab(tab.TITLE, id=tab.TITLE.lower()):
-                tab.build(demo)
+            "or the checkpoint bundled with this Space when the Hub cannot be reached); choose another in the tab, "
+            "or in the *Models* tab.")
+        choices = {}  # task → its tab's model choice (the Models tab opens a model there)
+        with gr.Tabs() as tabs:
+            for tab in TABS:
+                with gr.Tab(tab.TITLE, id=tab.TITLE.lower()):
+                    choice = tab.build(demo)
+                if choice is not None:
+                    choices[choice.task] = choice
+            with gr.Tab(models.TITLE, id="models"):
+                models.build(demo, choices, tabs, {task: c.title.lower() for task, c in choices.items()})
     demo.queue(default_concurrency_limit=2)
     return demo
 

@@ -1,6 +1,6 @@
 """How the spoken-command model's design was chosen: window, pooling and layers of the frozen Whisper-base encoder,
 compared by speaker-grouped 5-fold cross-validation of a head on the train + validation speakers (the test speakers
-are not read).
+are not read), over the 12 classes (ten words, unknown, silence; noise clips are grouped clip by clip).
 
     python benchmarks/commands_design.py                      # ~15 min on 2 CPU cores; prints a Markdown table
     python benchmarks/commands_design.py --json results.json
@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from datasets import Audio
 from timing import Report, add_card_argument  # benchmarks/timing.py (run from its folder)
 
 from dlhub import audio
-from dlhub.commands import SpeechEncoder
-from dlhub.data.speech_commands import load_speech_commands
+from dlhub.commands import SpeechEncoder, keyword_spotting_report
+from dlhub.data.speech_commands import LABELS, group_of, load_speech_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = [("1 s", "mean+max", (6,), 0), ("1 s + 1 s", "mean+max", (6,), 0), ("1 s", "mean+max", (4, 5, 6), 0),
@@ -43,20 +44,20 @@ def encode(waves: np.ndarray, pad_s: float) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def cross_validate(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray, hidden: int,
-                   folds: int = 5) -> float:
-    groups = np.unique(speakers)
-    np.random.default_rng(1).shuffle(groups)
-    correct = 0
-    for held_out in np.array_split(groups, folds):
-        test = np.isin(speakers, held_out)
+def cross_validate(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, hidden: int, folds: int = 5) -> dict:
+    """Out-of-fold predictions of a head trained as train/commands.py trains it → keyword_spotting_report."""
+    names = np.unique(groups)
+    np.random.default_rng(1).shuffle(names)
+    probs = np.zeros((len(labels), len(LABELS)), np.float32)
+    for held_out in np.array_split(names, folds):
+        test = np.isin(groups, held_out)
         mean, std = features[~test].mean(0), features[~test].std(0) + 1e-5
         x_train, x_test = torch.tensor((features[~test] - mean) / std), torch.tensor((features[test] - mean) / std)
         y_train = torch.tensor(labels[~test])
         torch.manual_seed(0)
         head = (torch.nn.Sequential(torch.nn.Dropout(0.3), torch.nn.Linear(features.shape[1], hidden), torch.nn.GELU(),
-                                    torch.nn.Dropout(0.3), torch.nn.Linear(hidden, 10)) if hidden
-                else torch.nn.Linear(features.shape[1], 10))
+                                    torch.nn.Dropout(0.3), torch.nn.Linear(hidden, len(LABELS))) if hidden
+                else torch.nn.Linear(features.shape[1], len(LABELS)))
         optimizer = torch.optim.AdamW(head.parameters(), 1e-3, weight_decay=1e-3)
         for _ in range(40 if hidden else 30):
             head.train()
@@ -67,8 +68,8 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, speakers: np.ndarra
                 optimizer.step()
         head.eval()
         with torch.no_grad():
-            correct += int((head(x_test).argmax(1).numpy() == labels[test]).sum())
-    return correct / len(labels)
+            probs[test] = torch.softmax(head(x_test), 1).numpy()
+    return keyword_spotting_report(probs, labels, LABELS)
 
 
 def main() -> list[dict]:
@@ -85,21 +86,26 @@ def main() -> list[dict]:
             x = row["audio"].get_all_samples().data.mean(0).numpy()
             waves.append(audio.window(x, 0, len(x) / audio.SAMPLING_RATE, audio.SAMPLING_RATE))
         labels += data[split]["label"]
-        speakers += data[split]["speaker"]
+        paths = [a["path"] for a in data[split].cast_column("audio", Audio(decode=False))["audio"]]
+        speakers += [group_of((p, 0, s)) for p, s in zip(paths, data[split]["speaker"])]  # noise: clip or recording
     waves, labels, speakers = np.stack(waves), np.array(labels), np.array(speakers)
     encoded = {"1 s": encode(waves, 0.0), "1 s + 1 s": encode(waves, 1.0)}
     results = []
-    report(f"{len(labels)} clips of {len(set(speakers))} speakers, speaker-grouped 5-fold cross-validation\n")
-    report("| encoder input | pooling | hidden states | head | accuracy |\n|---|---|---|---|---|")
+    n_speakers = len(set(np.concatenate([data[split]["speaker"] for split in ("train", "validation")])) - {""})
+    report(f"{len(labels)} clips ({n_speakers} speakers, and noise), speaker-grouped 5-fold cross-validation, "
+           "12 classes\n")
+    report("| encoder input | pooling | hidden states | head | accuracy (12 classes) | ten words | other words rejected "
+           "| noise rejected |\n|---|---|---|---|---|---|---|---|")
     for window, pooling, layers, hidden in ROWS:
         first = "word-mean" if pooling == "word-mean+max" else "mean"
         feats = np.concatenate([encoded[window][first][:, list(layers)], encoded[window]["max"][:, list(layers)]],
                                axis=2).reshape(len(labels), -1).astype(np.float32)
-        accuracy = cross_validate(feats, labels, speakers, hidden)
-        results.append({"window": window, "pooling": pooling, "layers": list(layers), "hidden": hidden,
-                        "accuracy": accuracy})
-        report(f"| {window} | {pooling} | {', '.join(map(str, layers))} | {'MLP ' + str(hidden) if hidden else 'linear'}"
-              f" | {accuracy:.4f} |", flush=True)
+        scores = cross_validate(feats, labels, speakers, hidden)
+        results.append({"window": window, "pooling": pooling, "layers": list(layers), "hidden": hidden, **scores})
+        head = f"MLP {hidden}" if hidden else "linear"
+        report(f"| {window} | {pooling} | {', '.join(map(str, layers))} | {head}"
+               f" | {scores['accuracy_all_classes']:.4f} | {scores['command_accuracy']:.4f} | "
+               f"{scores['unknown_rejected']:.4f} | {scores['silence_rejected']:.4f} |")
     return report.finish(args.card, args.json, results)
 
 

@@ -47,7 +47,7 @@ def handlers(files: dict[str, str]) -> dict:
     """Endpoint → a call of its handler (the same inputs as benchmarks/load.py's per-endpoint phase)."""
     from load import mlp_inputs
 
-    from spaces import commands, denoising, exercises, landmarks, regression, signs
+    from spaces import commands, denoising, exercises, landmarks, models, regression, signs
 
     data = regression.example_data()
     return {
@@ -59,6 +59,7 @@ def handlers(files: dict[str, str]) -> dict:
         "/recognise_command": lambda: commands.recognise(files["command_stop"]),
         "/mlp_exercise": lambda: exercises.explain(*mlp_inputs(1.0, 2.0, 0.0)),
         "/z_composed": lambda: exercises.z_view(1000),
+        "/list_models": lambda: models.list_models("signs"),
     }
 
 
@@ -78,11 +79,23 @@ def measure(call, limit: int, calls: int) -> dict:
     return {"per_s": calls / wall, "p95_ms": 1000 * times[math.ceil(0.95 * len(times)) - 1]}
 
 
+def merge_rows(old: list[str], new: list[str]) -> list[str]:
+    """The earlier table with the rows just measured replaced or added, and a line saying when they were measured."""
+    rows = {line.split("|")[1].strip(): line for line in new if line.startswith("| `")}
+    merged = [rows.pop(line.split("|")[1].strip(), line) if line.startswith("| `") else line for line in old]
+    merged += list(rows.values())
+    note = f"Rows of {', '.join(sorted(r.split('|')[1].strip() for r in new if r.startswith('| `')))} measured again " \
+           f"by `python benchmarks/concurrency.py --endpoints …` on {time.strftime('%Y-%m-%d')}."
+    return [merged[0].split(" Rows of ")[0] + " " + note, *merged[1:]]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=16, help="calls per endpoint and limit")
     p.add_argument("--limits", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "CONCURRENCY.md"))
+    p.add_argument("--endpoints", nargs="+", default=None,
+                   help="measure only these (e.g. /list_models): their rows in --output are replaced or added")
     args = p.parse_args()
     from load import example_files
 
@@ -91,7 +104,13 @@ def main() -> None:
     lines = [f"Measured by `python benchmarks/concurrency.py` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU "
              f"threads, {args.calls} calls per endpoint and limit.", "",
              f"| endpoint | {head} | chosen limit |", "|---|" + "---|" * (len(args.limits) + 1)]
-    for endpoint, call in handlers(files).items():
+    calls = handlers(files)
+    unknown = sorted(set(args.endpoints or []) - set(calls))
+    if unknown:
+        p.error(f"unknown endpoints {unknown}: choose from {sorted(calls)}")
+    for endpoint, call in calls.items():
+        if args.endpoints and endpoint not in args.endpoints:
+            continue
         materialise(call())  # warm-up: models loaded, caches filled
         results = {n: measure(call, n, args.calls) for n in args.limits}
         best = max(r["per_s"] for r in results.values())
@@ -99,6 +118,8 @@ def main() -> None:
         cells = " | ".join(f"{r['per_s']:.1f}, {r['p95_ms']:.0f}" for r in results.values())
         lines.append(f"| `{endpoint}` | {cells} | **{chosen}** |")
         print(lines[-1], file=sys.stderr)
+    if args.endpoints and Path(args.output).is_file():
+        lines = merge_rows(Path(args.output).read_text().splitlines(), lines)
     text = "\n".join(lines) + "\n"
     Path(args.output).write_text(text)
     print(text)

@@ -1,14 +1,23 @@
-"""Face denoising: the bundled model's PSNR on the Olivetti test people (σ = 0.2, the training script's fixed noise)
-and its latency on one 64 × 64 face, beside a classical reference (total-variation denoising, scikit-image) on the
-same noisy faces, its smoothing strength chosen on the validation people.
+"""Face denoising: the bundled model's PSNR on the test faces of every source (the Olivetti test people, the HELEN test
+set, the PyTorch tutorial's faces, which no training split holds), against σ from 0.05 to 0.5, beside classical
+references on the same noisy faces: total-variation denoising (scikit-image; its weight chosen per σ on the validation
+faces) and, with --bm3d, BM3D (the PyPI `bm3d` package, given the true σ; seconds per face on a CPU core, so it runs
+on the sources named); its latency on one 64 × 64 face; and, with
+--held_out_runs, a leave-one-source-out table: models trained by train/dae.py without one source, measured on it.
 
-    python benchmarks/denoiser.py                       # prints a Markdown table
-    python benchmarks/denoiser.py --json results.json
+    python benchmarks/denoiser.py                       # prints Markdown tables
+    python benchmarks/denoiser.py --bm3d pytorch_tutorial_faces --held_out_runs outputs/denoiser-no-helen outputs/denoiser-no-olivetti \\
+        --card checkpoints/denoiser                     # also writes them and the σ plot into the model card
+
+Every source's faces are read as train/dae.py reads them (dlhub.data.faces.load_faces: landmark folders cropped by the
+landmark rule, grayscale 64 × 64) and measured on dlhub.data.faces.held_out_faces: its own test split where it
+defines one (Olivetti's test people, HELEN's testset/), else all its faces (the tutorial faces); the noise is the training script's fixed draw, so the numbers match its metrics.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,56 +25,197 @@ import torch
 from timing import Report, add_card_argument, latency_ms  # benchmarks/timing.py (run from its folder)
 
 import dlhub
-from dlhub.data.faces import faces_array, load_faces
+from dlhub.data.faces import faces_array, held_out_faces, load_faces
 from dlhub.denoise import add_noise
 from dlhub.metrics import psnr
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+SOURCES = [DATA / "faces" / "olivetti_faces.npy", DATA / "landmarks" / "helen",
+           DATA / "landmarks" / "pytorch_tutorial_faces"]
 EVAL_NOISE_SEED = 1234  # as train/dae.py: the same noisy test faces
+SIGMAS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+TV_WEIGHTS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7)
+PLOT_FILE = "psnr_vs_sigma.png"
+
+
+def noisy(clean: np.ndarray, sigma: float) -> np.ndarray:
+    """train/dae.py's noisy_pairs draw: one generator seeded by σ over the whole stack of a source's faces."""
+    generator = torch.Generator().manual_seed(EVAL_NOISE_SEED + int(sigma * 1000))
+    return add_noise(torch.from_numpy(clean)[:, None], sigma, generator).numpy()[:, 0]
+
+
+@torch.inference_mode()
+def run_model(model, images: np.ndarray) -> np.ndarray:
+    return np.concatenate([model(torch.from_numpy(images[i:i + 64])[:, None]).clamp(0, 1).numpy()[:, 0]
+                           for i in range(0, len(images), 64)])
+
+
+def mean_psnr(images: np.ndarray, clean: np.ndarray) -> float:
+    return psnr(images, clean)["psnr"]
 
 
 def main() -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="a model folder or Hub repo id (default: dlhub.load('denoiser'))")
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "faces" / "olivetti_faces.npy"))
-    p.add_argument("--sigma", type=float, default=0.2)
+    p.add_argument("--sources", nargs="+", default=[str(s) for s in SOURCES],
+                   help="face sources, as train/dae.py takes them (a .npy, a folder, a landmark-annotated folder)")
+    p.add_argument("--sigma", type=float, default=0.2, help="σ of the main table and of BM3D")
+    p.add_argument("--bm3d", nargs="*", default=[], metavar="SOURCE",
+                   help="also run BM3D at --sigma on these sources (their folder or file names; slow: seconds per face)")
+    p.add_argument("--held_out_runs", nargs="*", default=[], metavar="FOLDER",
+                   help="models trained by train/dae.py without one source (their metrics.json says which sources "
+                        "they trained on): the leave-one-source-out table")
     p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's own); 1 gives steadier latencies on a CPU shared with others")
     p.add_argument("--json", default=None)
     add_card_argument(p)
     args = p.parse_args()
     report = Report("denoiser.py")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from skimage.restoration import denoise_tv_chambolle
 
     model = dlhub.load("denoiser", args.model).eval()
-    faces = load_faces(args.data)
-    clean, noisy = {}, {}
-    for split in ("validation", "test"):
-        clean[split] = torch.from_numpy(faces_array(faces[split]))[:, None]
-        generator = torch.Generator().manual_seed(EVAL_NOISE_SEED + int(args.sigma * 1000))
-        noisy[split] = add_noise(clean[split], args.sigma, generator)
-    tv_psnr = lambda split, w: psnr(np.stack([denoise_tv_chambolle(x, weight=w) for x in noisy[split].numpy()[:, 0]]),  # noqa: E731
-        clean[split].numpy()[:, 0])["psnr"]
-    args.tv_weight = max((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5), key=lambda w: tv_psnr("validation", w))
-    clean, noisy = clean["test"], noisy["test"]
+    test, validation = {}, []
+    for source in args.sources:
+        faces = load_faces(source)
+        test[Path(source).name] = held_out_faces(source)
+        if "test" in faces and len(test[Path(source).name]) == faces["test"].num_rows:
+            validation.append(faces_array(faces["validation"]))  # a source with its own test split: its validation
+            # faces choose the TV weight
+    validation = np.concatenate(validation)
+    unknown = set(args.bm3d) - set(test)
+    if unknown:
+        p.error(f"--bm3d names {sorted(unknown)}, which are not among the sources {list(test)}")
+
+    def tv(images: np.ndarray, weight: float) -> np.ndarray:
+        return np.stack([denoise_tv_chambolle(x, weight=weight) for x in images])
+
+    results = {"sigma": args.sigma, "threads": torch.get_num_threads(), "sources": {}, "tv_weight": {}}
+    for sigma in SIGMAS:
+        val_noisy = noisy(validation, sigma)
+        results["tv_weight"][sigma] = max(TV_WEIGHTS, key=lambda w: mean_psnr(tv(val_noisy, w), validation))
+    for name, clean in test.items():
+        entry = results["sources"][name] = {"images": len(clean)}
+        for sigma in SIGMAS:
+            x = noisy(clean, sigma)
+            entry[f"psnr_noisy_{sigma}"] = mean_psnr(x, clean)
+            entry[f"psnr_ours_{sigma}"] = mean_psnr(run_model(model, x), clean)
+            entry[f"psnr_tv_{sigma}"] = mean_psnr(tv(x, results["tv_weight"][sigma]), clean)
+        if name in args.bm3d:
+            import bm3d
+
+            x = noisy(clean, args.sigma).astype(np.float64)
+            entry[f"psnr_bm3d_{args.sigma}"] = mean_psnr(np.stack(
+                [bm3d.bm3d(face, sigma_psd=args.sigma, profile="np") for face in x]).astype(np.float32), clean)
+
+    one = torch.from_numpy(noisy(test[next(iter(test))][:1], args.sigma))[:, None]
     with torch.inference_mode():
-        ours = model(noisy).clamp(0, 1).numpy()[:, 0]
-        tv = np.stack([denoise_tv_chambolle(x, weight=args.tv_weight) for x in noisy.numpy()[:, 0]])
-        one = noisy[:1]
-        results = {"test_images": len(clean), "sigma": args.sigma, "threads": torch.get_num_threads(),
-                   "psnr_noisy": psnr(noisy.numpy()[:, 0], clean.numpy()[:, 0])["psnr"],
-                   "psnr_ours": psnr(ours, clean.numpy()[:, 0])["psnr"],
-                   "psnr_tv": psnr(tv, clean.numpy()[:, 0])["psnr"]}
         results["ours_latency_ms"], results["ours_latency_p95_ms"] = latency_ms(lambda: model(one), args.repeats)
-        results["tv_latency_ms"], results["tv_latency_p95_ms"] = latency_ms(
-            lambda: denoise_tv_chambolle(one.numpy()[0, 0], weight=args.tv_weight), args.repeats)
-    report(f"Face denoising, Olivetti test people ({len(clean)} faces, 64 × 64), σ = {args.sigma}\n")
-    report("| method | PSNR (dB) | latency, one face (ms, median / p95) |\n|---|---|---|")
-    report(f"| noisy input | {results['psnr_noisy']:.2f} | |")
-    report(f"| bundled {model.arch} denoiser | {results['psnr_ours']:.2f} | {results['ours_latency_ms']:.2f} / "
-          f"{results['ours_latency_p95_ms']:.2f} |")
-    report(f"| total variation (scikit-image, weight {args.tv_weight}) | {results['psnr_tv']:.2f} | "
-          f"{results['tv_latency_ms']:.2f} / {results['tv_latency_p95_ms']:.2f} |")
+    weight = results["tv_weight"][args.sigma]
+    results["tv_latency_ms"], results["tv_latency_p95_ms"] = latency_ms(
+        lambda: denoise_tv_chambolle(one.numpy()[0, 0], weight=weight), args.repeats)
+    if args.bm3d:
+        import bm3d
+
+        results["bm3d_latency_ms"], results["bm3d_latency_p95_ms"] = latency_ms(
+            lambda: bm3d.bm3d(one.numpy()[0, 0].astype(np.float64), sigma_psd=args.sigma, profile="np"), 3)
+
+    held_out = {}
+    for folder in args.held_out_runs:
+        run = dlhub.load("denoiser", folder).eval()
+        row = held_out[Path(folder).name] = {"trained_on": trained_sources(folder)}
+        for name, clean in test.items():
+            x = noisy(clean, args.sigma)
+            row[name] = mean_psnr(run_model(run, x), clean) - mean_psnr(x, clean)
+    results["held_out_runs"] = held_out
+
+    # Tables
+    s = args.sigma
+    references = ["tv"] + (["bm3d"] if args.bm3d else [])
+    label = {"tv": f"total variation (weight {weight}, chosen on validation)",
+             "bm3d": "BM3D (`bm3d`, profile 'np', true σ given)"}
+    n_params = sum(t.numel() for t in model.parameters())
+    report(f"Face denoising at σ = {s}: PSNR (dB) of the noisy faces and of each denoiser, per source; gain = "
+           f"denoised − noisy. Bundled model: {model.arch}, {n_params:,} parameters.")
+    report()
+    header = "| faces | images | noisy | bundled model (gain) | " + " | ".join(
+        f"{label[r]} (gain) | model gain ÷ {r.upper()} gain" for r in references) + " |"
+    report(header)
+    report("|" + "---|" * (4 + 2 * len(references)))
+    for name, e in results["sources"].items():
+        gain = e[f"psnr_ours_{s}"] - e[f"psnr_noisy_{s}"]
+        cells = [name, str(e["images"]), f"{e[f'psnr_noisy_{s}']:.2f}", f"{e[f'psnr_ours_{s}']:.2f} ({gain:+.2f})"]
+        for r in references:
+            if f"psnr_{r}_{s}" not in e:  # BM3D runs only on the sources --bm3d names
+                cells += ["not run", ""]
+                continue
+            ref_gain = e[f"psnr_{r}_{s}"] - e[f"psnr_noisy_{s}"]
+            e[f"gain_ratio_{r}_{s}"] = gain / ref_gain
+            cells += [f"{e[f'psnr_{r}_{s}']:.2f} ({ref_gain:+.2f})", f"{gain / ref_gain:.2f}"]
+        report("| " + " | ".join(cells) + " |")
+    report()
+    report("PSNR gain (dB) of the bundled model against σ (total variation in brackets), one model for every σ:")
+    report()
+    report("| faces | " + " | ".join(f"σ = {sigma}" for sigma in SIGMAS) + " |")
+    report("|---|" + "---|" * len(SIGMAS))
+    for name, e in results["sources"].items():
+        report(f"| {name} | " + " | ".join(
+            f"{e[f'psnr_ours_{sigma}'] - e[f'psnr_noisy_{sigma}']:+.2f} ({e[f'psnr_tv_{sigma}'] - e[f'psnr_noisy_{sigma}']:+.2f})"
+            for sigma in SIGMAS) + " |")
+    report()
+    if held_out:
+        report(f"Leave one source out, PSNR gain (dB) at σ = {s}; **bold**: the source the model never saw")
+        report()
+        names = list(test)
+        report("| model | trained on | " + " | ".join(names) + " |")
+        report("|---|---|" + "---|" * len(names))
+        rows = {"bundled": {"trained_on": trained_sources(args.model), **{
+            n: e[f"psnr_ours_{s}"] - e[f"psnr_noisy_{s}"] for n, e in results["sources"].items()}}, **held_out}
+        for run_name, row in rows.items():
+            trained = row["trained_on"]
+            cells = [f"**{row[n]:+.2f}**" if trained is not None and n not in trained else f"{row[n]:+.2f}"
+                     for n in names]
+            report(f"| {run_name} | {', '.join(trained) if trained else 'unknown'} | " + " | ".join(cells) + " |")
+        report()
+    report(f"Latency, one 64 × 64 face ({results['threads']} threads; median / p95 ms): bundled model "
+           f"{results['ours_latency_ms']:.2f} / {results['ours_latency_p95_ms']:.2f}; total variation "
+           f"{results['tv_latency_ms']:.2f} / {results['tv_latency_p95_ms']:.2f}"
+           + (f"; BM3D {results['bm3d_latency_ms']:.0f} / {results['bm3d_latency_p95_ms']:.0f}" if args.bm3d else "")
+           + ".")
+    if args.card:
+        plot_vs_sigma(results).savefig(Path(args.card) / PLOT_FILE, dpi=100, bbox_inches="tight")
+        report()
+        report(f"![PSNR against σ]({PLOT_FILE})")
     return report.finish(args.card, args.json, results)
+
+
+def trained_sources(folder) -> list[str] | None:
+    """The sources a train/dae.py run trained on, from its metrics.json (None: not a run folder that says so)."""
+    metrics = Path(folder or "") / "metrics.json"
+    if not folder or not metrics.is_file():
+        return None
+    sources = json.loads(metrics.read_text()).get("sources", {})
+    return [name for name, entry in sources.items() if entry["role"] == "training"] or None
+
+
+def plot_vs_sigma(results: dict):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.add_subplot()
+    for k, (name, e) in enumerate(results["sources"].items()):
+        color = f"C{k}"
+        ax.plot(SIGMAS, [e[f"psnr_ours_{s}"] - e[f"psnr_noisy_{s}"] for s in SIGMAS], "o-", color=color,
+                label=f"{name}: bundled model")
+        ax.plot(SIGMAS, [e[f"psnr_tv_{s}"] - e[f"psnr_noisy_{s}"] for s in SIGMAS], "s--", color=color, alpha=0.6,
+                label=f"{name}: total variation")
+    ax.set(xlabel="noise σ", ylabel="PSNR gain (dB)", title="PSNR gain against σ (one model for every σ)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def requests_by_tab(files: dict[str, str]):
         ("voice commands", "/recognise_command", lambda: [handle_file(files["command"])]),
         ("exercises (MLP)", "/mlp_exercise", lambda: mlp),
         ("exercises (z)", "/z_composed", lambda: [1000]),
+        ("models", "/list_models", lambda: ["signs"]),
     ]
 
 
@@ -113,6 +114,7 @@ def endpoint_inputs(files: dict[str, str]) -> dict[str, list]:
         "/recognise_command": [[image("command_stop")], [image("command_left")]],
         "/mlp_exercise": [mlp_inputs(1.0, 2.0, 0.0), mlp_inputs(1.0, 1.0, 1.0), mlp_inputs(-0.5, 3.0, 1.0, 0.5)],
         "/z_composed": [[3], [1000]],
+        "/list_models": [["signs", "main metric"], ["denoiser", "main metric"], ["landmarks", "likes"]],
     }
 
 

@@ -37,7 +37,7 @@ class Report:
         self.script, self.lines = script, []
 
     def __call__(self, text: str = "") -> None:
-        print(text)
+        print(text, flush=True)  # long benchmarks show each row as it is measured
         self.lines.append(text)
 
     def finish(self, card_folder: str | None, json_path: str | None, results: dict) -> dict:

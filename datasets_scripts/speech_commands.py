@@ -1,4 +1,5 @@
-"""The ten spoken commands as an HF DatasetDict (train/validation/test by speaker), saved and optionally published.
+"""Spoken commands in 12 classes (the ten words, unknown, silence) as an HF DatasetDict (train/validation/test by
+speaker), saved and optionally published.
 
     python datasets_scripts/speech_commands.py --dataset ../shared/data/speech_commands --output_dir data/commands
     python datasets_scripts/speech_commands.py --dataset course_folder/      # Train/, Validation/ (+ unlabelled Test/)
@@ -7,9 +8,9 @@
     python datasets_scripts/speech_commands.py --dataset ... --push_to_hub --hub_dataset_id ORG/NAME
 
 The course's folder: labels from word subfolders (Train/<word>/*.wav) or from train.csv / validation.csv (a file and a
-label column; words or indices 0–9); Validation/ is kept as the validation split and the test split is held out from
+label column; words or indices 0–11); Validation/ is kept as the validation split and the test split is held out from
 Train/'s speakers. Test/ is unlabelled and not saved: predict it with `python -m dlhub.predict commands Test/`.
-Columns: audio (16 kHz mono), label (yes, no, up, down, left, right, on, off, stop, go), speaker.
+Columns: audio (16 kHz mono), label (yes, no, up, down, left, right, on, off, stop, go, unknown, silence), speaker.
 """
 
 from __future__ import annotations

@@ -116,6 +116,17 @@ def load_audio_file(path, max_seconds: float | None = None) -> tuple[np.ndarray,
     return to_mono_float(x.T if x.ndim == 2 else x), rate, duration or x.shape[-1] / rate
 
 
+def write_wav(path, x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> None:
+    """Float samples in [-1, 1] as a 16-bit mono WAV file."""
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sampling_rate)
+        out.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+
+
 def decode_clips(split, clip: int) -> np.ndarray:
     """(N, clip) float32 16 kHz from a dataset split's `audio` column: each clip cut or zero-padded around its
     speech, as `predict` does (the training script and the benchmark read clips the same way)."""

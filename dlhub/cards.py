@@ -1,93 +1,133 @@
-"""Model cards rendered from the templates in `hub_cards/`, with `model-index` metrics the Hub can read."""
+"""Model cards rendered from the templates in `hub_cards/`, with `model-index` metrics the Hub can read.
+
+Each task's template (`hub_cards/<task>.md`) extends the common skeleton `hub_cards/model_card.md`: it holds all the
+card's prose, sets `results` (the metrics of the table and of the model-index), `tags` and `images`, and reads only
+the facts a train script passes (its arguments, metrics.json, the data and weights actually used). A card is parsed
+back with huggingface_hub's card data classes before it is saved or pushed (`check_card`).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
+
+from dlhub.errors import ModelCardError
+from dlhub.tasks import TASKS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "hub_cards"
 # Measurements made after training by these scripts: each fills its own block of the card (see fill_card_block)
 BENCHMARKS = {"regression": ["benchmarks/regression.py"], "denoiser": ["benchmarks/denoiser.py"],
               "signs": ["benchmarks/gtsrb.py"], "landmarks": ["benchmarks/landmarks.py"],
-              "commands": ["benchmarks/commands.py", "benchmarks/commands_design.py"]}
+              "commands": ["benchmarks/commands.py", "benchmarks/commands_design.py",
+                           "benchmarks/commands_rejection.py"]}
 BLOCK = re.compile(r"(<!-- BEGIN (?P<name>\S+) -->\n)(?P<body>.*?)(<!-- END (?P=name) -->)", re.S)
-
-
-@dataclass
-class Metric:
-    name: str  # shown in the card's table, e.g. "validation MSE"
-    metric_type: str  # model-index type, e.g. "mse", "accuracy"
-    value: float
-    split: str
-    dataset_name: str
-    dataset_type: str
-    task_type: str
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+LICENSE = "mit"  # the project's LICENSE covers the weights it trains
 
 
 def format_value(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
-def render_model_card(
-    *,
-    task: str,
-    repo_id: str,
-    title: str,
-    summary: str,
-    usage: str,
-    metrics: list[Metric],
-    data_description: str,
-    data_licence: str,
-    training_command: str,
-    training_details: str,
-    limitations: str,
-    images: list[tuple[str, str]] = (),
-    tags: list[str] = (),
-    datasets: list[str] | None = None,
-    license: str = "mit",
-) -> ModelCard:
-    """`images` are (file name inside the repo, caption) pairs."""
-    card_data = ModelCardData(
-        license=license,
-        library_name="pytorch",
-        tags=["dlhub", "pytorch_model_hub_mixin", task, *tags],
-        datasets=datasets,
-        model_name=repo_id,
-        eval_results=[
-            EvalResult(
-                task_type=m.task_type,
-                dataset_type=m.dataset_type,
-                dataset_name=m.dataset_name,
-                dataset_split=m.split,
-                metric_type=m.metric_type,
-                metric_name=m.name,
-                metric_value=round(float(m.value), 6),
-            )
-            for m in metrics
-        ],
-    )
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(TEMPLATES / "model_card.md"),
-        task=task,
-        repo_id=repo_id,
-        title=title,
-        summary=summary,
-        usage=usage,
-        data_description=data_description,
-        data_licence=data_licence,
-        training_command=training_command,
-        training_details=training_details,
-        limitations=limitations,
-        metrics_table=[{"name": m.name, "split": m.split, "value": format_value(m.value)} for m in metrics],
-        images=[{"file": f, "caption": c} for f, c in images],
-        benchmarks=BENCHMARKS.get(task, []),
-    )
+def paragraphs(text: str) -> str:
+    """Prose wrapped over several template lines → one line per paragraph (cards are also read as raw text); a
+    paragraph of table rows (every line starts with "|") keeps its lines."""
+    def joined(paragraph: str) -> str:
+        lines = [line.strip() for line in paragraph.strip().splitlines()]
+        return "\n".join(lines) if all(line.startswith("|") for line in lines) else " ".join(paragraph.split())
+
+    return "\n\n".join(joined(p) for p in re.split(r"\n\s*\n", text.strip()) if p.strip())
+
+
+def path_name(path, parts: int = 1) -> str:
+    """The last `parts` components of a path as given ("../data/helen/testset", 2 → "helen/testset")."""
+    return "/".join(Path(str(path)).parts[-parts:]) or str(path)
+
+
+def stem(path) -> str:
+    """A file's name without its suffix ("../faces/face_data.npy" → "face_data")."""
+    return Path(str(path)).stem
+
+
+def slug(text: str) -> str:
+    """A model-index dataset type from a name: "Face_Data" → "face-data"."""
+    return re.sub(r"[^a-z0-9.]+", "-", str(text).lower()).strip("-")
+
+
+# A line holding only a tag ({% if %}, {% set %}) leaves nothing in the card; Markdown is not escaped
+ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                                 trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+ENVIRONMENT.filters.update(number=format_value, paragraphs=paragraphs, path_name=path_name, stem=stem, slug=slug)
+
+
+def render_model_card(task: str, *, args, metrics: dict, training_command: str, repo_id: str | None = None,
+                      base_model: str | None = None, datasets: list[str] | None = None, **facts) -> ModelCard:
+    """The card of a model of `task` from `hub_cards/<task>.md`, checked (`check_card`).
+
+    args: the train script's arguments; metrics: what it wrote to metrics.json; training_command: how it was started;
+    base_model: the Hub model it builds on; datasets: the Hub dataset ids it was trained on (None when the data did
+    not come from the Hub); facts: anything else the task's template reads (e.g. split sizes)."""
+    repo_id = repo_id or getattr(args, "hub_model_id", None) or TASKS[task].hub_repo
+    context = dict(task=task, repo_id=repo_id, args=args, metrics=metrics, training_command=training_command,
+                   base_model=base_model, datasets=datasets, benchmarks=BENCHMARKS.get(task, []), **facts)
+    template = ENVIRONMENT.get_template(f"{task}.md")
+    try:
+        # the template's own settings (results, tags) are read first: the card data in its header is made of them
+        settings = template.make_module({**context, "card_data": ""})
+        card_data = ModelCardData(
+            license=LICENSE, library_name="pytorch", base_model=base_model, datasets=datasets or None,
+            tags=["dlhub", "pytorch_model_hub_mixin", task, *settings.tags], model_name=repo_id,
+            eval_results=[EvalResult(task_type=r["task_type"], dataset_type=r["dataset_type"],
+                                     dataset_name=r["dataset_name"], dataset_split=r["split"], metric_type=r["type"],
+                                     metric_name=r["name"], metric_value=round(float(r["value"]), 6))
+                          for r in settings.results])
+        card = ModelCard(template.render(**context, card_data=card_data.to_yaml()))
+    except (jinja2.UndefinedError, KeyError, TypeError, ValueError) as err:
+        raise ModelCardError(f"hub_cards/{task}.md could not be rendered from these facts: {err}") from None
+    return check_card(card)
+
+
+def check_card(card) -> ModelCard:
+    """Parse a card (a ModelCard or its text) back as the Hub will and check what the Space and the Hub read: licence,
+    library, tags (dlhub and the task), base_model and datasets as Hub ids, and a model-index that survives the round
+    trip through huggingface_hub's EvalResult with finite numbers. Raises ModelCardError saying what is wrong."""
+    try:
+        data = ModelCard(str(card)).data
+    except (ValueError, yaml.YAMLError) as err:
+        raise ModelCardError(f"the model card's metadata cannot be read: {err}") from None
+    missing = [field for field in ("license", "library_name", "tags", "model_name", "eval_results")
+               if not getattr(data, field, None)]
+    if missing:
+        raise ModelCardError(f"the model card lacks {', '.join(missing).replace('eval_results', 'model-index')}")
+    if "dlhub" not in data.tags or not set(data.tags) & set(TASKS):
+        raise ModelCardError(f"the model card's tags {data.tags} must hold 'dlhub' and one of {', '.join(TASKS)}")
+    for field in ("base_model", "datasets"):
+        value = getattr(data, field, None)
+        ids = [value] if isinstance(value, str) else value or []
+        if not isinstance(ids, list) or not all(isinstance(i, str) and HUB_ID.fullmatch(i) for i in ids):
+            raise ModelCardError(f"the model card's {field} must be Hub ids (ORG/NAME), not {value!r}")
+    for result in data.eval_results:
+        value = result.metric_value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelCardError(f"the model card's {result.metric_name or result.metric_type} is {value!r}: "
+                                 "model-index values must be finite numbers")
+    try:
+        name, results = model_index_to_eval_results(eval_results_to_model_index(data.model_name, data.eval_results))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelCardError(f"the model card's model-index does not survive a round trip: {err}") from None
+    # EvalResult's == leaves the value out
+    if name != data.model_name or results != data.eval_results or \
+            [r.metric_value for r in results] != [r.metric_value for r in data.eval_results]:
+        raise ModelCardError("the model card's model-index does not survive a round trip through huggingface_hub")
+    return card if isinstance(card, ModelCard) else ModelCard(str(card))
 
 
 def fill_blocks(text: str, blocks: dict[str, str]) -> str:
@@ -100,17 +140,35 @@ def fill_blocks(text: str, blocks: dict[str, str]) -> str:
     return BLOCK.sub(replace, text)
 
 
+def with_block(text: str, name: str, markdown: str) -> str:
+    """`text` with block `name` holding `markdown`; a text without that block gets it as a section of its own."""
+    if f"<!-- BEGIN {name} -->" not in text:
+        text = text.rstrip("\n") + f"\n\n## Measured by `python {name}`\n\n<!-- BEGIN {name} -->\n<!-- END {name} -->\n"
+    return fill_blocks(text, {name: markdown})
+
+
+def keep_blocks(old_text: str, new_text: str) -> str:
+    """A re-rendered card (`new_text`) with the blocks the benchmarks filled in its previous text: re-rendering the
+    card of the same weights must not lose what was measured on them."""
+    for match in BLOCK.finditer(old_text):
+        new_text = with_block(new_text, match["name"], match["body"])
+    return new_text
+
+
+def write_card(folder, text: str) -> Path:
+    """README.md of `folder` replaced by `text` atomically."""
+    card = Path(folder) / "README.md"
+    fd, tmp = tempfile.mkstemp(prefix=".README.", dir=card.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, card)
+    return card
+
+
 def fill_card_block(folder, name: str, markdown: str) -> Path:
     """Write `markdown` into block `name` of the model card in `folder` (README.md), atomically: how a benchmark
     script records what it measured on a trained model, so that no number is copied into a card by hand. A card
     without that block gets it appended as a section of its own."""
     card = Path(folder) / "README.md"
-    text = card.read_text()
-    if f"<!-- BEGIN {name} -->" not in text:
-        text = text.rstrip("\n") + f"\n\n## Measured by `python {name}`\n\n<!-- BEGIN {name} -->\n<!-- END {name} -->\n"
-    fd, tmp = tempfile.mkstemp(prefix=".README.", dir=card.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(fill_blocks(text, {name: markdown}))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, card)
-    return card
+    return write_card(folder, with_block(card.read_text(), name, markdown))

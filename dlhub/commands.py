@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 
 from dlhub import audio
 from dlhub.cache import CACHE_DIR
-from dlhub.data.speech_commands import WORDS
+from dlhub.data.speech_commands import LABELS, WORDS
 from dlhub.errors import DataError, ModelNotFoundError
 from dlhub.modeling import HubModel
 
@@ -116,17 +117,24 @@ def pool(states: torch.Tensor, layers, clip_positions: int) -> torch.Tensor:
 
 
 class CommandClassifier(HubModel):
-    """Frozen speech encoder → features of `layers` pooled over time → standardised → MLP → 10 words.
+    """Frozen speech encoder → features of `layers` pooled over time → standardised → MLP → the ten words, `unknown`
+    (any other word) and `silence` (noise). A model saved with the ten words alone still loads and answers a word.
 
     The word is cut to `clip_s` (centred on the speech) and followed by `pad_s` of silence before the encoder, as
     Whisper never saw unpadded audio in its own training: a choice measured by `benchmarks/commands_design.py`
     (speaker-grouped cross-validation; its table is in the model card)."""
 
     def __init__(self, encoder: str = WHISPER_BASE, clip_s: float = 1.0, pad_s: float = 1.0, layers=(3, 4, 5, 6),
-                 encoder_dim: int = 512, hidden: int = 512, dropout: float = 0.3, labels=WORDS):
+                 encoder_dim: int = 512, hidden: int = 512, dropout: float = 0.3, labels=LABELS,
+                 rejection_bias: float = 0.0):
         super().__init__()
         self.encoder_name, self.clip_s, self.pad_s = encoder, float(clip_s), float(pad_s)
         self.layers, self.labels = [int(i) for i in layers], list(labels)
+        # added to the logits of `unknown` and `silence` when predicting (not in training): a prior that an uncertain
+        # clip is not a command, chosen by speaker-grouped cross-validation (benchmarks/commands_rejection.py)
+        self.rejection_bias = float(rejection_bias)
+        self.register_buffer("not_command", torch.tensor([label not in WORDS for label in self.labels],
+                                                         dtype=torch.float32), persistent=False)
         n_features = len(self.layers) * 2 * encoder_dim
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
@@ -139,8 +147,9 @@ class CommandClassifier(HubModel):
         return int(round(self.clip_s * audio.SAMPLING_RATE))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled encoder features (B, n_features) → logits (B, n_words)."""
-        return self.head((features - self.feature_mean) / self.feature_std)
+        """Pooled encoder features (B, n_features) → logits (B, n_labels); in eval mode with the rejection bias."""
+        logits = self.head((features - self.feature_mean) / self.feature_std)
+        return logits if self.training else logits + self.rejection_bias * self.not_command
 
     @property
     def encoder(self) -> SpeechEncoder:
@@ -174,8 +183,9 @@ class CommandClassifier(HubModel):
         return [_ranked(p, self.labels, top_k) for p in probs]
 
     @torch.no_grad()
-    def detect_commands(self, samples, sampling_rate: int, top_k: int | None = 3) -> list[dict]:
-        """Every stretch of speech in a recording of any length: [{"start", "end" (s), "scores": {word: p}}]."""
+    def classify_segments(self, samples, sampling_rate: int, top_k: int | None = 3) -> list[dict]:
+        """Every stretch of speech in a recording of any length, whatever it was classified as (a command word,
+        unknown or silence): [{"start", "end" (s), "scores": {label: p}, most likely first}]."""
         x = audio.prepare(samples, sampling_rate)
         segments = audio.find_speech(x)
         if not segments:
@@ -185,7 +195,50 @@ class CommandClassifier(HubModel):
         probs = torch.softmax(self(self.features(windows)), 1).cpu().numpy()
         return [{"start": s, "end": e, "scores": _ranked(p, self.labels, top_k)} for (s, e), p in zip(segments, probs)]
 
+    def detect_commands(self, samples, sampling_rate: int, top_k: int | None = 3) -> list[dict]:
+        """The command words spoken in a recording of any length: the stretches of speech whose most likely label is
+        one of the ten words (other words and noise left out): [{"start", "end" (s), "scores": {label: p}}]."""
+        return [d for d in self.classify_segments(samples, sampling_rate, top_k) if next(iter(d["scores"])) in WORDS]
+
+
+def feature_cache(cache_dir, encoder: str, clip_s: float, pad_s: float, layers) -> Path:
+    """The folder of cached features for one encoder setting (train/commands.py and the benchmarks share it)."""
+    layers = "-".join(map(str, layers))
+    return Path(cache_dir) / f"{encoder.replace('/', '--')}_clip{clip_s}_pad{pad_s}_layers{layers}"
+
+
+def cached_features(model: CommandClassifier, waves: np.ndarray, cache_file, desc: str = "encoding",
+                    show: bool = True) -> torch.Tensor:
+    """Pooled encoder features (N, n_features) of 16 kHz clips (N, window), computed once and cached."""
+    from tqdm.auto import tqdm
+
+    from dlhub.cache import cached_tensors
+
+    def compute() -> dict:
+        features = [model.features(torch.from_numpy(waves[i:i + 64]))
+                    for i in tqdm(range(0, len(waves), 64), desc=desc, disable=not show, leave=False)]
+        return {"features": torch.cat(features).cpu()}
+
+    return cached_tensors(cache_file, compute)["features"]
+
 
 def _ranked(p: np.ndarray, labels: list[str], top_k: int | None) -> dict[str, float]:
     order = np.argsort(-p)[: top_k or len(p)]
     return {labels[i]: float(p[i]) for i in order}
+
+
+def keyword_spotting_report(probs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
+    """How the 12-class benchmark and a user judge a command model, from (N, classes) probabilities and true labels:
+    accuracy over all classes (v2-12), ten-word accuracy (a command clip's top label is its word), and the share of
+    other words and of noise rejected (their top label is not a command word). Classes a model lacks are skipped."""
+    predicted = probs.argmax(1)
+    is_word = np.isin(np.asarray(names)[labels], WORDS)
+    rejected = ~np.isin(np.asarray(names)[predicted], WORDS)
+    report = {"accuracy_all_classes": float((predicted == labels).mean()),
+              "command_accuracy": float((predicted == labels)[is_word].mean()) if is_word.any() else float("nan"),
+              "command_clips": int(is_word.sum())}
+    for name, key in (("unknown", "unknown_rejected"), ("silence", "silence_rejected")):
+        if name in names and (labels == names.index(name)).any():
+            chosen = labels == names.index(name)
+            report[key], report[f"{name}_clips"] = float(rejected[chosen].mean()), int(chosen.sum())
+    return report

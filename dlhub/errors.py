@@ -27,3 +27,16 @@ class HubUnreachableError(ModelNotFoundError):
 
 class HubRepoNotFoundError(ModelNotFoundError):
     """The Hub answered: no such repo (or not visible with this token)."""
+
+
+class ModelCardError(DLHubError, ValueError):
+    """A model card the Hub would misread: metadata that does not parse, a missing field, a broken model-index."""
+
+
+class WrongTaskError(DLHubError, ValueError):
+    """A model of another task (its card's tags say so), or a config.json this task's model class cannot build; raised
+    before any weights are read. `task` names the task it belongs to, when that is known."""
+
+    def __init__(self, message: str, task: str | None = None):
+        super().__init__(message)
+        self.task = task

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-import dlhub
 from dlhub import audio
-from dlhub.errors import DataError, DLHubError
-from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, load_once, model_note, user_error, user_warning
+from dlhub.data.speech_commands import SILENCE, UNKNOWN, WORDS
+from dlhub.errors import DataError
+from spaces import models
+from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, user_error, user_warning
 
 TITLE = "Voice commands"
 MAX_SECONDS = 60.0  # longer uploads are cut (with a warning): a command is a second long
@@ -27,22 +28,29 @@ MIN_SECONDS = 0.1
 SURE = 0.5  # below this top probability the answer says it is unsure
 # (word, espeak-ng voice): synthetic speakers the model never heard in training, all recognised by the bundled model
 CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
-EXAMPLE_WORDS = [("yes", "en"), ("stop", "en-us"), ("left", "en+f3"), ("go", "en-us+m3"), ("down", "en")]
+EXAMPLE_WORDS = [("yes", "en"), ("stop", "en-us"), ("left", "en+f3"), ("go", "en-us+m3"), ("down", "en"),
+                 ("hello", "en")]  # "hello" is not a command: the model answers "Not a command word"
+NO_COMMAND = ("### No command heard\nOnly silence or noise, no speech: say one of the ten words closer to the "
+              "microphone.")
+NOT_A_COMMAND = ("### Not a command word\nThat was speech, but none of the ten commands: " + ", ".join(WORDS) + ".")
 
 
-@load_once
-def model():
-    m = dlhub.load("commands")
+def warm_up(m) -> None:
     m.predict([np.zeros(1600, np.float32)], audio.SAMPLING_RATE)  # builds the encoder now, not on the first request
-    return m
+
+
+models.cache("commands").prepare = warm_up
+
+
+def model(choice: str = models.DEFAULT):
+    """The model `choice` names (the tab's default when left out), loaded once and kept."""
+    return models.get_model("commands", choice)
 
 
 def examples() -> list[str]:
-    """Commands spoken by espeak-ng with 0.4 s of silence around them, written once at start-up."""
-    if shutil.which("espeak-ng") is None:
-        return []
+    """Words spoken by espeak-ng with 0.4 s of silence around them, and a noise clip, written once at start-up."""
     paths = []
-    for word, voice in EXAMPLE_WORDS:
+    for word, voice in EXAMPLE_WORDS if shutil.which("espeak-ng") else []:
         path = EXAMPLES_DIR / f"command_{word}.wav"
         if not path.is_file():
             EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
@@ -50,7 +58,20 @@ def examples() -> list[str]:
                                     capture_output=True, timeout=30).stdout
             write_wav(path, spoken)
         paths.append(str(path))
-    return paths
+    noise = EXAMPLES_DIR / "noise.wav"
+    if not noise.is_file():
+        EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+        audio.write_wav(noise, rumbling_noise(np.random.default_rng(0)), audio.SAMPLING_RATE)
+    return [*paths, str(noise)]
+
+
+def rumbling_noise(rng: np.random.Generator, seconds: float = 2.0) -> np.ndarray:
+    """Brown noise (a fan, a running tap) that swells and fades: no speech in it."""
+    n = int(seconds * audio.SAMPLING_RATE)
+    brown = np.cumsum(rng.normal(0, 1, n))
+    brown -= np.convolve(brown, np.ones(800) / 800, mode="same")  # remove the slow drift, keep the rumble
+    swell = 0.6 + 0.4 * np.sin(np.linspace(0, 3 * np.pi, n))
+    return (0.3 * swell * brown / np.abs(brown).max()).astype(np.float32)
 
 
 def write_wav(path, espeak_wav: bytes, silence_s: float = 0.4) -> None:
@@ -58,11 +79,7 @@ def write_wav(path, espeak_wav: bytes, silence_s: float = 0.4) -> None:
     with wave.open(io.BytesIO(espeak_wav)) as w:
         rate, samples = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), np.int16)
     pad = np.zeros(int(silence_s * rate), np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(np.concatenate([pad, samples, pad]).tobytes())
+    audio.write_wav(path, np.concatenate([pad, samples, pad]).astype(np.float32) / 32768, rate)
 
 
 def plot_heard(x: np.ndarray, detections: list[dict], chosen: int | None, spectrogram: np.ndarray | None) -> Figure:
@@ -89,7 +106,8 @@ def plot_heard(x: np.ndarray, detections: list[dict], chosen: int | None, spectr
     return fig
 
 
-def recognise(path: str | None):
+def recognise(path: str | None, model: str | None = models.DEFAULT):
+    """/recognise_command: `model` is the model chosen (the tab's default when left out)."""
     if not path:
         raise user_error("No audio: record with the microphone, upload a file, or pick an example.")
     try:
@@ -102,30 +120,39 @@ def recognise(path: str | None):
     if len(x) < MIN_SECONDS * audio.SAMPLING_RATE:
         raise user_error(f"The recording is {len(x) / audio.SAMPLING_RATE:.2f} s long: say the command in a clip of "
                          "at least half a second.")
-    try:
-        classifier = model()
-    except DLHubError as err:
-        raise user_error(f"No voice-command model could be loaded: {err}") from None
-    detections = classifier.detect_commands(x, audio.SAMPLING_RATE, top_k=3)
+    classifier = models.get_model("commands", model)
+    answered = f"\n\n{models.answered_line(classifier)}"
+    detections = classifier.classify_segments(x, audio.SAMPLING_RATE, top_k=3)
     if not detections:
-        message = "### No command heard\nOnly silence or noise: speak one of the ten words closer to the microphone."
-        return None, message, plot_heard(x, [], None, None)
+        return None, NO_COMMAND + answered, plot_heard(x, [], None, None)
     db = audio.frame_dbfs(x)
     loudness = [db[int(d["start"] / audio.FRAME_S):int(d["end"] / audio.FRAME_S) + 1].max() for d in detections]
-    chosen = int(np.argmax(loudness))
+    commands = [i for i, d in enumerate(detections) if top_label(d) in WORDS]
+    chosen = max(commands or range(len(detections)), key=lambda i: loudness[i])  # a command wins over other sounds
     scores = detections[chosen]["scores"]
     word, p = next(iter(scores.items()))
-    verdict = f"### Heard: **{word}**" if p >= SURE else f"### Not sure: perhaps **{word}**"
-    if len(detections) > 1:
+    if word == SILENCE:
+        verdict = NO_COMMAND
+    elif word == UNKNOWN:
+        verdict = NOT_A_COMMAND
+    else:
+        verdict = f"### Heard: **{word}**" if p >= SURE else f"### Not sure: perhaps **{word}**"
+    spoken = [d for d in detections if top_label(d) != SILENCE]
+    if len(spoken) > 1:
         verdict += "\nAll the words found, in order: " + ", ".join(
-            f"**{next(iter(d['scores']))}** ({d['start']:.1f}–{d['end']:.1f} s)" for d in detections)
+            f"**{top_label(d)}** ({d['start']:.1f}–{d['end']:.1f} s)" if top_label(d) in WORDS
+            else f"a word that is not a command ({d['start']:.1f}–{d['end']:.1f} s)" for d in spoken)
     clip = audio.window(x, detections[chosen]["start"], detections[chosen]["end"], classifier.window)
     padded = np.pad(clip, (0, classifier.encoder.window - len(clip)))
     spectrogram = classifier.encoder.log_mel(torch.from_numpy(padded)[None])[0].numpy()
-    return scores, verdict, plot_heard(x, detections, chosen, spectrogram)
+    return scores, verdict + answered, plot_heard(x, detections, chosen, spectrogram)
 
 
-def listen(chunk, buffer: dict | None):
+def top_label(detection: dict) -> str:
+    return next(iter(detection["scores"]))
+
+
+def listen(chunk, buffer: dict | None, model: str | None = models.DEFAULT):
     """Streaming: add the chunk to a 16 kHz buffer; classify each stretch of speech once a pause ends it."""
     buffer = buffer or {"audio": np.zeros(0, np.float32), "offset": 0.0, "heard": []}
     if chunk is None:
@@ -139,11 +166,12 @@ def listen(chunk, buffer: dict | None):
     now = len(buffer["audio"]) / audio.SAMPLING_RATE
     finished = [(s, e) for s, e in audio.find_speech(buffer["audio"]) if e < now - audio.MERGE_GAP_S]
     if finished:
-        m = model()
+        m = models.get_model("commands", model)
         for s, e in finished:
             scores = m.predict([audio.window(buffer["audio"], s, e, m.window)], audio.SAMPLING_RATE, top_k=1)[0]
             (word, p), = scores.items()
-            buffer["heard"].append((buffer["offset"] + s, word if p >= SURE else f"{word}?"))
+            if word in WORDS:  # other words and noise are not listed: this is the list of commands given
+                buffer["heard"].append((buffer["offset"] + s, word if p >= SURE else f"{word}?"))
         cut = int(finished[-1][1] * audio.SAMPLING_RATE)  # keep only what follows the last word classified
         buffer["audio"], buffer["offset"] = buffer["audio"][cut:], buffer["offset"] + cut / audio.SAMPLING_RATE
     elif now > 10:  # a long stretch without a finished word: keep the last 3 s
@@ -162,39 +190,56 @@ def _heard_list(buffer: dict) -> str:
 
 
 def describe(m, metrics: dict) -> str:
-    accuracy = (f", accuracy {metrics['test_accuracy']:.3f} on {metrics['test_clips']} clips of "
-                f"{metrics['test_speakers']} speakers it never heard") if metrics else ""
-    return f"A frozen `{m.encoder_name}` encoder + MLP, words: {', '.join(m.labels)}{accuracy}."
+    others = [label for label in m.labels if label not in WORDS]
+    classes = f"the ten words and {' and '.join(f'`{c}`' for c in others)}" if others else "the ten words"
+    if "test_command_accuracy" in metrics:
+        measured = (f"; on {metrics['test_speakers']} speakers it never heard: ten words {metrics['test_command_accuracy']:.3f}"
+                    f", other words rejected {metrics['test_unknown_rejected']:.3f}, noise rejected "
+                    f"{metrics['test_silence_rejected']:.3f}")
+    elif metrics:
+        measured = (f", accuracy {metrics['test_accuracy']:.3f} on {metrics['test_clips']} clips of "
+                    f"{metrics['test_speakers']} speakers it never heard")
+    else:
+        measured = ""
+    return f"A frozen `{m.encoder_name}` encoder + MLP over {classes}{measured}."
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> models.ModelChoice:
     gr.Markdown("### Say a command\nRecord one word (yes, no, up, down, left, right, on, off, stop, go) in the "
                 "browser, or upload a recording of any length and format.")
-    gr.Markdown(model_note("commands", model, describe))
+    choice = models.ModelChoice("commands", TITLE, "commands", describe)
     with gr.Row():
         with gr.Column():
             recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="your command",
                                  elem_id="commands-input")
             submit = gr.Button("Recognise again", variant="secondary", elem_id="commands-submit")
             gr.Markdown("*A recording is recognised as soon as you press Stop, upload a file or pick an example.*")
-            gr.Examples(examples(), [recording], label="examples spoken by espeak-ng (voices the model never heard)")
+            gr.Examples(examples(), [recording], label="examples: words spoken by espeak-ng (voices the model never "
+                        "heard; \"hello\" is not a command) and a noise clip")
         with gr.Column():
             label = gr.Label(num_top_classes=3, label="top 3", elem_id="commands-label")
             verdict = gr.Markdown(elem_id="commands-verdict")
     heard = gr.Plot(label="waveform and spectrogram", elem_id="commands-plot")
     outputs = [label, verdict, heard]
-    clear_on_failure(submit.click(handler(recognise), [recording], outputs, api_name="recognise_command",
-                                  concurrency_limit=CONCURRENCY, concurrency_id="commands"), outputs)
+    # the model is the last input, with a default: callers of /recognise_command with the recording still get an answer
+    clear_on_failure(submit.click(handler(recognise), [recording, choice.value], outputs,
+                                  api_name="recognise_command", concurrency_limit=CONCURRENCY,
+                                  concurrency_id="commands"), outputs)
     # a finished recording, an upload or an example: recognised at once (a cleared input clears the answer)
-    clear_on_failure(recording.change(handler(lambda p: recognise(p) if p else (None, "", None)), [recording],
-                                      outputs, api_visibility="undocumented", concurrency_id="commands"), outputs)
+    clear_on_failure(recording.change(handler(lambda path, model: recognise(path, model) if path else
+                                              (None, "", None)),
+                                      [recording, choice.value], outputs, api_visibility="undocumented",
+                                      concurrency_id="commands"), outputs)
+    choice.on_change(lambda path, model: recognise(path, model) if path else gr.skip(), [recording], outputs,
+                     concurrency_id="commands")
     with gr.Accordion("Continuous: speak and watch the commands appear", open=False):
         with gr.Row():
             stream = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone (streaming)")
             commands = gr.Markdown(BEFORE_STREAMING, elem_id="commands-stream")
         state = gr.State(None)
         # show_progress hidden: the list is shown at full contrast while the stream runs, not greyed as pending
-        stream.stream(handler(listen), [stream, state], [commands, state], stream_every=0.5, time_limit=120,
-                      api_name="listen", concurrency_limit=4, show_progress="hidden")
+        stream.stream(handler(listen), [stream, state, choice.value], [commands, state], stream_every=0.5,
+                      time_limit=120, api_name="listen", concurrency_limit=4, show_progress="hidden")
         gr.Button("Clear").click(lambda: (BEFORE_STREAMING, None), None, [commands, state],
                                  api_visibility="private")
+    return choice

@@ -1,5 +1,5 @@
-"""What every tab shares: user-facing errors, handlers safe under concurrent requests, model loading and the
-model line, example files, image-size limits."""
+"""What every tab shares: user-facing errors, handlers safe under concurrent requests, the model line, example files,
+image-size limits. Choosing and loading models: spaces/models.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import functools
 import logging
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -63,22 +62,6 @@ def clear_on_failure(event, outputs: list) -> None:
                   api_visibility="private", queue=False)
 
 
-def load_once(loader):
-    """functools.cache for a model loader with no arguments, under a lock: requests arriving together before the model
-    is loaded wait for one load instead of each loading their own copy."""
-    lock, loaded = threading.Lock(), []
-
-    @functools.wraps(loader)
-    def get():
-        if not loaded:
-            with lock:
-                if not loaded:
-                    loaded.append(loader())
-        return loaded[0]
-
-    return get
-
-
 def model_line(task: str, load) -> str:
     """One sentence for users on where the tab's model came from, with a link to its card (details go to the log)."""
     spec = get_task(task)
@@ -97,17 +80,6 @@ def model_line(task: str, load) -> str:
     why = {"offline": "this Space runs offline", "unreachable": "the Hub could not be reached",
            "missing": f"`{spec.repo_id}` is not on the Hub yet"}.get(origin.reason, "the Hub could not be used")
     return f"Bundled model — {why} ({card})."
-
-
-def model_note(task: str, load, describe) -> str:
-    """The tab's model line: describe(model, metrics) says what it is, model_line where it came from."""
-    from dlhub.hub import read_metrics
-
-    try:
-        model = load()
-    except DLHubError:
-        return model_line(task, load)
-    return f"{describe(model, read_metrics(model))} {model_line(task, load)}"
 
 
 def image_file(image: Image.Image, name: str = "image") -> str:

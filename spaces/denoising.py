@@ -1,5 +1,6 @@
-"""Tab "Face denoising": add noise of a chosen σ to a face and remove it again, with the PSNR of each image; the bundled
-conv autoencoder or the course's Table 3 MLP (the baseline) answers."""
+"""Tab "Face denoising": add noise of a chosen σ to a face and remove it again, with the PSNR of each image; the model
+chosen answers: the default conv autoencoder, the course's Table 3 MLP (the bundled baseline), or any denoiser on the
+Hub or in a folder."""
 
 from __future__ import annotations
 
@@ -8,32 +9,26 @@ import numpy as np
 import torch
 from PIL import Image
 
-import dlhub
 from dlhub.denoise import add_noise
-from dlhub.errors import DLHubError
 from dlhub.metrics import psnr
-from dlhub.tasks import BUNDLED_DIR
-from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, load_once,
-                           model_line, open_image, user_error)
+from spaces import models
+from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, open_image,
+                           user_error)
 
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
 MAX_SEED = 2**31 - 1
 CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
+COURSE_MLP_KEY = "bundled:denoiser-mlp"  # the course's Table 3 MLP, bundled: the baseline
+LABELS = {COURSE_MLP_KEY: "course baseline: Table 3 MLP (bundled: checkpoints/denoiser-mlp)"}
+# the names of the two models this tab offered before the model choice, still understood by /denoise
 CONV, COURSE_MLP = "conv autoencoder (bundled)", "course baseline: Table 3 MLP"
+ALIASES = {CONV: models.DEFAULT, COURSE_MLP: COURSE_MLP_KEY}
 
 
-@load_once
-def model():
-    return dlhub.load("denoiser")
-
-
-@load_once
-def course_mlp():
-    return dlhub.load("denoiser", BUNDLED_DIR / "denoiser-mlp")
-
-
-MODELS = {CONV: model, COURSE_MLP: course_mlp}
+def model(choice: str = models.DEFAULT):
+    """The model `choice` names (the tab's default when left out), loaded once and kept."""
+    return models.get_model("denoiser", choice, aliases=ALIASES)
 
 
 def examples() -> list[list]:
@@ -41,7 +36,7 @@ def examples() -> list[list]:
 
     astronaut = Image.fromarray(data.astronaut())
     face = example_file("astronaut_face.png", lambda: astronaut.crop((140, 10, 340, 210)))
-    return [[face, 0.2, 0, False, CONV], [face, 0.4, 1, False, CONV], [face, 0.2, 0, False, COURSE_MLP]]
+    return [[face, 0.2, 0, False], [face, 0.4, 1, False]]
 
 
 def _db(value: float) -> str:
@@ -58,17 +53,12 @@ def parse_seed(seed) -> int:
     return int(value)
 
 
-def run(path: str | None, sigma: float, seed, already_noisy: bool, model_choice: str | None = CONV):
-    model_choice = model_choice or CONV  # API callers may leave the model out: the default one
-    if model_choice not in MODELS:
-        raise user_error(f"Unknown model {model_choice!r}: choose {' or '.join(repr(m) for m in MODELS)}.")
+def run(path: str | None, sigma: float, seed, already_noisy: bool, model: str | None = models.DEFAULT):
+    """/denoise: `model` is the model chosen (the tab's default when left out)."""
     image, note = fit_within(open_image(path), MAX_SIDE)
     gray = image.convert("L")
-    try:
-        denoiser = MODELS[model_choice]()
-    except DLHubError as err:
-        raise user_error(f"No denoising model could be loaded ({model_choice}): {err}") from None
-    answered = f"Denoised by the {answered_by(model_choice, denoiser)}."
+    denoiser = models.get_model("denoiser", model, aliases=ALIASES)
+    answered = f"Denoised by {answered_by(denoiser)}."
     if already_noisy:
         denoised = image_file(denoiser.denoise([gray])[0], "denoised")
         text = ("Your photo was treated as already noisy: it was denoised as it is. With no clean reference, "
@@ -93,35 +83,26 @@ def run(path: str | None, sigma: float, seed, already_noisy: bool, model_choice:
             " ".join(t for t in (text, answered, note) if t))
 
 
-def answered_by(model_choice: str, m) -> str:
-    """Which model answered, in words: the user's choice and the loaded model's architecture."""
+def answered_by(m) -> str:
+    """Which model answered, in words: where it came from (repo and commit, or folder) and its architecture."""
     if m.arch == "mlp":
-        return (f"**{model_choice}** (4,096 → 128 → 4,096, at {m.image_size}×{m.image_size} px: the photo is "
-                "resized to it and back)")
-    return f"**{model_choice}** (`{m.arch}`, at the photo's own resolution)"
+        return (f"{models.answered_by(m)}, an MLP as the course's Table 3 (4,096 → 128 → 4,096, at "
+                f"{m.image_size}×{m.image_size} px: the photo is resized to it and back)")
+    return f"{models.answered_by(m)}, a `{m.arch}` autoencoder (at the photo's own resolution)"
 
 
-def model_note() -> str:
-    lines = []
-    for name, loader in MODELS.items():
-        try:
-            m = loader()
-        except DLHubError as err:  # the default model's line says why; the baseline is a folder of this Space
-            why = model_line("denoiser", loader) if loader is model else f"⚠️ not loaded ({err})."
-            lines.append(f"{name}: {why}")
-            continue
-        low, high = m.noise_std
-        trained = f"σ from {low:g} to {high:g}" if high > low else f"σ = {low:g}"
-        lines.append(f"{name}: a `{m.arch}` autoencoder trained on faces with {trained}. "
-                     f"{model_line('denoiser', loader)}")
-    return "\n\n".join(lines)
+def describe(m, metrics: dict) -> str:
+    low, high = m.noise_std
+    trained = f"σ from {low:g} to {high:g}" if high > low else f"σ = {low:g}"
+    kind = "the course's Table 3 MLP" if m.arch == "mlp" else f"a `{m.arch}` autoencoder"
+    return f"{kind[0].upper()}{kind[1:]} trained on faces with {trained}."
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> models.ModelChoice:
     gr.Markdown("### Remove noise from a face photo\nThe photo is turned grayscale, Gaussian noise of strength σ is "
                 "added, and the autoencoder removes it. PSNR compares each image with the clean one (higher is "
                 "closer). Tick *already noisy* to denoise a photo that has no clean version.")
-    gr.Markdown(model_note())
+    choice = models.ModelChoice("denoiser", TITLE, "denoise", describe, labels=LABELS, aliases=ALIASES)
     with gr.Row():
         with gr.Column(scale=1):
             image = CheckedImage(type="filepath", sources=["upload", "webcam", "clipboard"], label="face photo",
@@ -130,7 +111,6 @@ def build(demo: gr.Blocks) -> None:
             with gr.Row():
                 seed = gr.Number(0, precision=0, label=f"noise seed (0 to {MAX_SEED:,})", elem_id="denoise-seed")
                 already_noisy = gr.Checkbox(False, label="my photo is already noisy (no clean reference)")
-            model_choice = gr.Radio(list(MODELS), value=CONV, label="model", elem_id="denoise-model")
         with gr.Column(scale=2):
             with gr.Row():
                 clean_out = gr.Image(label="clean (grayscale)", interactive=False, height=256)
@@ -138,16 +118,19 @@ def build(demo: gr.Blocks) -> None:
                 denoised_out = gr.Image(label="denoised", interactive=False, height=256)
             summary = gr.Markdown(elem_id="denoise-psnr")
     # the model is the last input, with a default: callers of /denoise with the first four still get an answer
-    inputs = [image, sigma, seed, already_noisy, model_choice]
+    inputs = [image, sigma, seed, already_noisy, choice.value]
     outputs = [clean_out, noisy_out, denoised_out, summary]
-    gr.Examples(examples(), inputs, outputs, fn=handler(run), run_on_click=True, cache_examples=False,
-                api_visibility="private")
+    # an example fills the inputs; their change events denoise it with the model chosen
+    gr.Examples(examples(), inputs[:-1])
     clear_on_failure(image.change(handler(run), inputs, outputs, show_progress="minimal", api_name="denoise",
                                   concurrency_limit=CONCURRENCY, concurrency_id="denoise"), outputs)
-    rerun = handler(lambda im, *rest: run(im, *rest) if im is not None else gr.skip())
-    for control in (sigma, seed, already_noisy, model_choice):
-        clear_on_failure(control.change(rerun, inputs, outputs, show_progress="hidden", trigger_mode="always_last",
-                                        api_visibility="undocumented", concurrency_id="denoise"), outputs)
+    rerun = lambda im, *rest: run(im, *rest) if im is not None else gr.skip()  # noqa: E731
+    for control in (sigma, seed, already_noisy):
+        clear_on_failure(control.change(handler(rerun), inputs, outputs, show_progress="hidden",
+                                        trigger_mode="always_last", api_visibility="undocumented",
+                                        concurrency_id="denoise"), outputs)
+    choice.on_change(rerun, inputs[:-1], outputs, concurrency_id="denoise")
     # no noise is added to a photo that is already noisy: σ and the seed do not apply
     already_noisy.change(lambda noisy: [gr.update(interactive=not noisy)] * 2, [already_noisy], [sigma, seed],
                          queue=False, api_visibility="private")
+    return choice

@@ -9,11 +9,10 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image, ImageDraw
 
-import dlhub
 from dlhub.data.landmarks import CONTOURS
-from dlhub.errors import DLHubError
-from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, load_once,
-                           model_note, open_image, user_error, user_warning)
+from spaces import models
+from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, open_image,
+                           user_warning)
 
 TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
@@ -22,11 +21,16 @@ ZOOM_SIDE = 320  # each face is also shown on its own at this size
 CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
 
 
-@load_once
-def model():
-    m = dlhub.load("landmarks")
-    m.predict([Image.new("RGB", (224, 224))])  # warm-up: the first request is not the slow one
-    return m
+def warm_up(m) -> None:
+    m.predict([Image.new("RGB", (224, 224))])  # each model once, when loaded: the first request is not the slow one
+
+
+models.cache("landmarks").prepare = warm_up
+
+
+def model(choice: str = models.DEFAULT):
+    """The model `choice` names (the tab's default when left out), loaded once and kept."""
+    return models.get_model("landmarks", choice)
 
 
 def examples() -> list[str]:
@@ -66,18 +70,17 @@ def zoomed_faces(drawn: Image.Image, faces: list[dict]) -> list[tuple[str, str]]
     return views
 
 
-def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool):
+def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool, model: str | None = models.DEFAULT):
+    """/face_landmarks: `model` is the model chosen (the tab's default when left out)."""
     photo, note = fit_within(open_image(path), MAX_SIDE)
     photo = photo.convert("RGB")
-    try:
-        landmarker = model()
-    except DLHubError as err:
-        raise user_error(f"No landmark model could be loaded: {err}") from None
+    landmarker = models.get_model("landmarks", model)
+    answered = models.answered_line(landmarker)
     faces = landmarker.detect_and_predict(photo)
     if not faces:
         user_warning("No face found: use a photo with a frontal face at least about 50 px across.")
         return (image_file(photo, "photo"), [], None, None,
-                " ".join(t for t in ("**No face found** in this photo.", note) if t))
+                " ".join(t for t in ("**No face found** in this photo.", note, answered) if t))
     rows = [[i + 1, j + 1, round(float(x), 1), round(float(y), 1)]
             for i, face in enumerate(faces) for j, (x, y) in enumerate(face["landmarks"])]
     table = Path(tempfile.mkdtemp(prefix="dlhub-landmarks-")) / "landmarks.csv"
@@ -86,7 +89,7 @@ def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool)
     summary = f"**{len(faces)} face{'s' if len(faces) > 1 else ''}** found; 68 points each (iBUG numbering from 1)."
     drawn = draw(photo, faces, show_points, show_lines, show_boxes)
     return (image_file(drawn, "landmarks"), rows, str(table), zoomed_faces(drawn, faces),
-            " ".join(t for t in (summary, note) if t))
+            " ".join(t for t in (summary, note, answered) if t))
 
 
 def describe(m, metrics: dict) -> str:
@@ -95,10 +98,10 @@ def describe(m, metrics: dict) -> str:
     return f"Backbone `{m.backbone}` + a 136-output head{measured}."
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> models.ModelChoice:
     gr.Markdown("### 68 face landmarks\nUpload a photo, use the webcam, or pick the example: every frontal face is "
                 "found (OpenCV's Haar cascade), cropped like the training faces, and its 68 points are predicted.")
-    gr.Markdown(model_note("landmarks", model, describe))
+    choice = models.ModelChoice("landmarks", TITLE, "landmarks", describe)
     with gr.Row():
         with gr.Column():
             photo = CheckedImage(type="filepath", sources=["upload", "webcam", "clipboard"], label="photo",
@@ -116,11 +119,16 @@ def build(demo: gr.Blocks) -> None:
     with gr.Accordion("Coordinates (pixels of the photo)", open=False):
         table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="landmarks-table", max_height=300)
         download = gr.File(label="landmarks.csv", elem_id="landmarks-csv")
-    inputs, outputs = [photo, points, lines, boxes], [drawn, table, download, zoomed, summary]
+    # the model is the last input, with a default: callers of /face_landmarks with the first four still get an answer
+    inputs, outputs = [photo, points, lines, boxes, choice.value], [drawn, table, download, zoomed, summary]
     nothing = (None, [], None, None, "")
-    clear_on_failure(photo.change(handler(lambda p, *toggles: run(p, *toggles) if p else nothing), inputs, outputs,
-                                  api_name="face_landmarks", concurrency_limit=CONCURRENCY,
+    answer = handler(lambda photo, points, lines, boxes, model: run(photo, points, lines, boxes, model) if photo
+                     else nothing)
+    clear_on_failure(photo.change(answer, inputs, outputs, api_name="face_landmarks", concurrency_limit=CONCURRENCY,
                                   concurrency_id="landmarks"), outputs)
     for toggle in (points, lines, boxes):
-        clear_on_failure(toggle.change(handler(lambda p, *toggles: run(p, *toggles) if p else nothing), inputs,
-                                       outputs, api_visibility="undocumented", concurrency_id="landmarks"), outputs)
+        clear_on_failure(toggle.change(answer, inputs, outputs, api_visibility="undocumented",
+                                       concurrency_id="landmarks"), outputs)
+    choice.on_change(lambda p, *rest: run(p, *rest) if p else gr.skip(), inputs[:-1], outputs,
+                     concurrency_id="landmarks")
+    return choice

@@ -1,4 +1,5 @@
-"""Tab "Regression" (course Task 1): the bundled model, and live refits of IRLS and logistic regression.
+"""Tab "Regression" (course Task 1): the model chosen (the default, bundled, or any on the Hub), and live refits of IRLS
+and logistic regression.
 
 The course's .npz files are not shipped: the tab starts on example data in their layout, and a user can upload
 their own Task1_1.npz / Task1_2.npz.
@@ -13,13 +14,13 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-import dlhub
 from dlhub.data.task1 import read_classification_npz, read_regression_npz
 from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
 from dlhub.regression import (irls, make_task1_example, plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves,
                               plot_regression, select_sigma, train_logistic)
-from spaces.common import clear_on_failure, handler, load_once, model_line, user_error
+from spaces import models
+from spaces.common import clear_on_failure, handler, user_error
 
 TITLE = "Regression"
 SIGMA_MIN, SIGMA_MAX = 0.1, 300.0
@@ -28,9 +29,24 @@ EPOCHS, LR, DECAY = 10_000, 1.0, 0.001
 CONCURRENCY = {"refit": 1, "choose": 1, "train": 1}
 
 
-@load_once
+FIGURES = [("regression_fit.png", "1.1 fits"), ("decision_boundary.png", "1.2 decision boundary"),
+           ("training_curves.png", "1.2 training curves"), ("irls_diagnostics.png", "1.1 weights & error")]
+
+
+def model(choice: str = models.DEFAULT):
+    """The model `choice` names (the tab's default when left out), loaded once and kept."""
+    return models.get_model("regression", choice)
+
+
 def bundled_model():
-    return dlhub.load("regression")
+    """The tab's default model: the configured Hub repo, or the bundled checkpoint."""
+    return model(models.DEFAULT)
+
+
+def model_name(m) -> str:
+    """The model's name in a plot's legend."""
+    return "bundled model" if m.origin.kind == "bundled" or "bundled checkpoint" in models.answered_by(m) else \
+        (m.origin.repo_id or m.origin.folder_name or "model")
 
 
 def example_data() -> dict:
@@ -95,17 +111,18 @@ def logistic_runs(X_train, y_train, X_test, y_test, on_progress=None):
     return runs
 
 
-def refit(data: dict, sigma: float):
+def refit(data: dict, sigma: float, model: str | None = models.DEFAULT):
+    """/regression_refit: `model` is the model chosen (the tab's default when left out)."""
     if data is None:
         data = example_data()
     if sigma is None or not sigma > 0:
         raise user_error(f"σ must be a positive number, got {sigma}")
+    chosen_model = models.get_model("regression", model)
     r = data["reg"]
     fit = irls(r["X_trn"], r["Y_trn"], r["X_val"], r["Y_val"], float(sigma))
     reference = {}
     if data.get("uploaded"):
-        model = bundled_model()
-        reference = {f"bundled model (σ = {model.sigma:.3g})": model.weights()["robust"]}
+        reference = {f"{model_name(chosen_model)} (σ = {chosen_model.sigma:.3g})": chosen_model.weights()["robust"]}
     chosen = data.get("chosen_sigma")
     if chosen is not None and abs(float(sigma) - chosen) < 1e-9:
         how = "chosen on this data's validation set"
@@ -116,7 +133,9 @@ def refit(data: dict, sigma: float):
     summary = (f"**{data['name']}**: {len(r['X_trn'])} training and {len(r['X_val'])} validation samples.  \n"
                f"OLS validation MSE **{fit.val_mse[0]:.5f}**; reweighted (σ = {fit.sigma:.4g}, kept iteration "
                f"{fit.best_iteration} of {len(fit.val_mse) - 1}) **{fit.val_mse[fit.best_iteration]:.5f}**.  \n"
-               f"σ = {fit.sigma:.4g} is {how}.")
+               f"σ = {fit.sigma:.4g} is {how}.  \n"
+               f"*Model: {models.answered_by(chosen_model)} (σ = {chosen_model.sigma:.4g})"
+               f"{': its fit is drawn beside this one' if reference else ''}.*")
     return (plot_regression(r["X_trn"], r["Y_trn"], r["X_val"], r["Y_val"], fit, reference),
             plot_irls_diagnostics(r["X_trn"], fit), summary)
 
@@ -125,7 +144,7 @@ def default_sigma() -> float:
     """The slider's start: the bundled model's σ (chosen on the course's validation set)."""
     try:
         return round(bundled_model().sigma, 1)
-    except DLHubError:
+    except gr.Error:  # no model at all: the tab still refits, from a middle value
         return 45.0
 
 
@@ -138,15 +157,16 @@ def choose_sigma(data: dict):
     return data["chosen_sigma"], data
 
 
-def train(data: dict, progress=gr.Progress()):
+def train(data: dict, model: str | None = models.DEFAULT, progress=gr.Progress()):
     data = data or example_data()
+    chosen_model = models.get_model("regression", model)
     c = data["clf"]
     progress(0.0, desc=f"gradient descent, 2 × {EPOCHS:,} epochs")
     plain, decayed = logistic_runs(c["X_train"], c["y_train"], c["X_test"], c["y_test"],
                                    on_progress=lambda f: progress(f, desc=f"gradient descent, 2 × {EPOCHS:,} epochs"))
     classifiers = {f"lr decay {DECAY}": decayed.weights, "constant lr": plain.weights}
     if data.get("uploaded"):
-        classifiers["bundled model"] = bundled_model().weights()["logistic_decay"]
+        classifiers[model_name(chosen_model)] = chosen_model.weights()["logistic_decay"]
     rows = "\n".join(f"| {name} | {fit.history['train_accuracy'][-1]:.4f} | {fit.history['test_accuracy'][-1]:.4f} |"
                      for name, fit in (("constant lr 1.0", plain), (f"lr ← (1 − {DECAY})·lr", decayed)))
     summary = (f"**{data['name']}**: {len(c['X_train'])} training and {len(c['X_test'])} test points; features "
@@ -154,32 +174,36 @@ def train(data: dict, progress=gr.Progress()):
                f"| run | train accuracy | test accuracy |\n|---|---|---|\n{rows}")
     if plain.history["test_accuracy"][-1] == decayed.history["test_accuracy"][-1]:
         summary += ("\n\nBoth runs reach the same accuracy on this data: the loss has settled long before the decayed "
-                    "learning rate becomes small, so decay changes nothing here." + course_decay_note())
+                    "learning rate becomes small, so decay changes nothing here." + course_decay_note(chosen_model))
+    summary += f"\n\n*Model: {models.answered_by(chosen_model)}.*"
     return (plot_decision_boundary(c["X_test"], c["y_test"], classifiers, "decision boundary on the test data"),
             plot_logistic_curves({"constant lr": plain, f"decay {DECAY}": decayed}), summary)
 
 
-def course_decay_note() -> str:
-    """What decay did on the course's own data, from the bundled model's metrics.json."""
+def course_decay_note(chosen_model=None) -> str:
+    """What decay did on the course's own data, from the model's metrics.json."""
     try:
-        m = read_metrics(bundled_model())
-    except DLHubError:
+        chosen_model = chosen_model or bundled_model()
+    except gr.Error:
         return ""
-    if not m:
+    m = read_metrics(chosen_model)
+    if not {"logistic_test_accuracy", "logistic_decay_test_accuracy"} <= set(m):
         return ""
     return (f" On the course's Task1_2.npz it does: test accuracy {m['logistic_test_accuracy']:.3f} with a constant lr, "
-            f"{m['logistic_decay_test_accuracy']:.3f} with decay (the bundled model).")
+            f"{m['logistic_decay_test_accuracy']:.3f} with decay ({model_name(chosen_model)}).")
 
 
-def model_summary() -> str:
+def model_summary(choice: str = models.DEFAULT) -> str:
     try:
-        model = bundled_model()
-    except DLHubError:
-        return model_line("regression", bundled_model)
-    m = read_metrics(model)
-    lines = [model_line("regression", bundled_model),
-             f"Trained on the course's Task 1 data; σ = {model.sigma:.4g}, kept IRLS iteration {model.irls_iteration}."]
-    if m:
+        chosen_model = model(choice)
+    except gr.Error as err:
+        return f"⚠️ No model could be loaded: {err.message}"
+    return f"{models.model_summary_line('regression', chosen_model)}\n\n{describe(chosen_model, read_metrics(chosen_model))}"
+
+
+def describe(model, m: dict) -> str:
+    lines = [f"Trained on the course's Task 1 data; σ = {model.sigma:.4g}, kept IRLS iteration {model.irls_iteration}."]
+    if {"ols_val_mse", "irls_val_mse", "logistic_test_accuracy", "logistic_decay_test_accuracy"} <= set(m):
         lines.append(
             "\n| metric | value |\n|---|---|\n"
             f"| OLS validation MSE | {m['ols_val_mse']:.5f} |\n"
@@ -189,32 +213,46 @@ def model_summary() -> str:
     return "\n".join(lines)
 
 
-def model_figures() -> list[tuple[str, str]]:
+def model_figures(choice: str = models.DEFAULT) -> list[tuple[str, str]]:
     try:
-        folder = bundled_model().folder
-    except DLHubError:
+        folder = model(choice).folder
+    except gr.Error:
         return []
-    names = [("regression_fit.png", "1.1 fits"), ("decision_boundary.png", "1.2 decision boundary"),
-             ("training_curves.png", "1.2 training curves"), ("irls_diagnostics.png", "1.1 weights & error")]
-    return [(str(folder / f), caption) for f, caption in names if (folder / f).is_file()]
+    return [(str(folder / f), caption) for f, caption in FIGURES if (folder / f).is_file()]
 
 
-def build(demo: gr.Blocks) -> None:
+def figure_slots(choice: str = models.DEFAULT) -> list:
+    """For each of FIGURES: whether its slot shows, and the model's image (a model may not have them all)."""
+    shown = dict((Path(path).name, path) for path, _ in model_figures(choice))
+    updates = []
+    for name, _ in FIGURES:
+        updates += [gr.Column(visible=name in shown), shown.get(name)]
+    return updates
+
+
+def after_choice(data: dict, sigma: float, model: str):
+    """Everything the model shows in this tab, with the model just chosen: its figures and the two comparisons."""
+    return (*refit(data, sigma, model), *train(data, model, progress=lambda *a, **k: None), *figure_slots(model))
+
+
+def build(demo: gr.Blocks) -> models.ModelChoice:
     gr.Markdown(
         "### Task 1: robust regression and logistic regression\n"
         "**1.1** fits y on [1, x, x², 1/x]. Ordinary least squares is pulled by outliers; iteratively reweighted "
         "least squares weights each sample by aᵢ = exp(−σ·rᵢ²), solves w* = (XᵀAX)⁻¹XᵀAY, and keeps the iterate "
         "with the lowest validation error. **1.2** trains a logistic regression on [x1, x2, x1², x2², x1·x2, 1] "
         "by gradient descent, with and without learning-rate decay.")
-    with gr.Accordion("The published model", open=True):
-        gr.Markdown(model_summary())
-        figures = model_figures()
-        for row in range(0, len(figures), 2):  # whole figures, two a row, each captioned above (a label badge
+    with gr.Accordion("The model", open=True):
+        choice = models.ModelChoice("regression", TITLE, "regression", describe)
+        shown = dict((Path(path).name, path) for path, _ in model_figures())
+        slots = []
+        for row in range(0, len(FIGURES), 2):  # whole figures, two a row, each captioned above (a label badge
             with gr.Row():                     # would cover the figure's own title)
-                for path, caption in figures[row:row + 2]:
-                    with gr.Column():
+                for name, caption in FIGURES[row:row + 2]:
+                    with gr.Column(visible=name in shown) as column:
                         gr.Markdown(f"**{caption}**")
-                        gr.Image(path, interactive=False, buttons=["fullscreen"], show_label=False)
+                        image = gr.Image(shown.get(name), interactive=False, buttons=["fullscreen"], show_label=False)
+                    slots += [column, image]
     gr.Markdown("#### Your data\nThe tab starts on example data in the course's layout. Upload the course's "
                 "`Task1_1.npz` and/or `Task1_2.npz` (or any file with the same keys) to refit on them.")
     with gr.Row():
@@ -243,21 +281,27 @@ def build(demo: gr.Blocks) -> None:
     fit_outputs = [fit_plot, diagnostics_plot, fit_summary]
     train_outputs = [boundary_plot, curves_plot, train_summary]
     refit_, train_, choose_ = handler(refit), handler(train), handler(choose_sigma)
-    demo.load(refit_, [data, sigma], fit_outputs, api_visibility="undocumented",
+    model_choice = choice.value  # the model chosen: /regression_refit's optional last parameter `model`
+    demo.load(refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented",
               concurrency_id="regression_refit").then(
-        train_, [data], train_outputs, api_visibility="undocumented", concurrency_limit=CONCURRENCY["train"],
-        concurrency_id="regression_train")
+        train_, [data, model_choice], train_outputs, api_visibility="undocumented",
+        concurrency_limit=CONCURRENCY["train"], concurrency_id="regression_train")
     # .input: only the person moving the slider refits here; a σ set by Choose or an upload refits in its own chain
-    clear_on_failure(sigma.input(refit_, [data, sigma], fit_outputs, show_progress="hidden", trigger_mode="always_last",
-                                 concurrency_limit=CONCURRENCY["refit"], api_name="regression_refit",
-                                 concurrency_id="regression_refit"), fit_outputs)
+    clear_on_failure(sigma.input(refit_, [data, sigma, model_choice], fit_outputs, show_progress="hidden",
+                                 trigger_mode="always_last", concurrency_limit=CONCURRENCY["refit"],
+                                 api_name="regression_refit", concurrency_id="regression_refit"), fit_outputs)
     choose.click(choose_, [data], [sigma, data], api_name="choose_sigma",
                  concurrency_limit=CONCURRENCY["choose"]).success(
-        refit_, [data, sigma], fit_outputs, api_visibility="undocumented")
+        refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
     for upload in (regression_file, classification_file):
         loaded = upload.change(handler(load_data), [regression_file, classification_file], [data],
                                api_visibility="undocumented")
         clear_on_failure(loaded, fit_outputs + train_outputs)
         loaded.success(choose_, [data], [sigma, data], api_visibility="undocumented").success(
-            refit_, [data, sigma], fit_outputs, api_visibility="undocumented").success(
-            train_, [data], train_outputs, api_visibility="undocumented", concurrency_id="regression_train")
+            refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented").success(
+            train_, [data, model_choice], train_outputs, api_visibility="undocumented",
+            concurrency_id="regression_train")
+    # a model chosen: its figures, and both parts again (its fits are drawn beside uploaded data's)
+    choice.on_change(after_choice, [data, sigma], fit_outputs + train_outputs + slots,
+                     concurrency_id="regression_train")
+    return choice

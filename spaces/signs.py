@@ -7,20 +7,18 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
-import dlhub
-from dlhub.errors import DLHubError
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
-from spaces.common import (CheckedImage, clear_on_failure, example_file, handler, image_file, load_once, model_note,
-                           open_image, user_error)
+from spaces import models
+from spaces.common import CheckedImage, clear_on_failure, example_file, handler, image_file, open_image
 
 TITLE = "Traffic signs"
 CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
 SHOWN = 200  # side of the 'as the model saw it' and Grad-CAM images
 
 
-@load_once
-def model():
-    return dlhub.load("signs")
+def model(choice: str = models.DEFAULT):
+    """The model `choice` names (the tab's default when left out), loaded once and kept."""
+    return models.get_model("signs", choice)
 
 
 def examples() -> list[str]:
@@ -42,12 +40,10 @@ def with_colour_scale(heat_overlay: Image.Image) -> Image.Image:
     return canvas
 
 
-def classify(path: str | None):
+def classify(path: str | None, model: str | None = models.DEFAULT):
+    """/classify_sign: `model` is the model chosen (the tab's default when left out)."""
     image = open_image(path)
-    try:
-        classifier = model()
-    except DLHubError as err:
-        raise user_error(f"No traffic-sign model could be loaded: {err}") from None
+    classifier = models.get_model("signs", model)
     probabilities = classifier.predict([image], top_k=5)[0]
     seen = classifier.preprocess([image])[0].permute(1, 2, 0).numpy()
     heat, index = classifier.grad_cam(image)
@@ -55,7 +51,8 @@ def classify(path: str | None):
     as_pil = lambda a: Image.fromarray(np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)).resize(  # noqa: E731
         (SHOWN, SHOWN), Image.Resampling.NEAREST)
     note = (f"The model saw the image at {classifier.input_size}×{classifier.input_size} px. Grad-CAM shows where "
-            f"the evidence for **{classifier.labels[index]}** is (red: most, blue: none).  \n{CONFIDENCE_NOTE}")
+            f"the evidence for **{classifier.labels[index]}** is (red: most, blue: none).  \n{CONFIDENCE_NOTE}  \n"
+            f"{models.answered_line(classifier)}")
     return (probabilities, image_file(as_pil(seen), "seen"), image_file(with_colour_scale(as_pil(overlay)), "cam"),
             note)
 
@@ -71,10 +68,10 @@ def describe(m, metrics: dict) -> str:
     return f"{len(m.labels)} GTSRB classes{accuracy}."
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> models.ModelChoice:
     gr.Markdown("### Which traffic sign is this?\nUpload a photo cropped around a German traffic sign, or pick one "
                 f"of the signs this project draws ({', '.join(DRAWN_CLASSES.values())}…).")
-    gr.Markdown(model_note("signs", model, describe))
+    choice = models.ModelChoice("signs", TITLE, "signs", describe)
     with gr.Row():
         with gr.Column():
             image = CheckedImage(type="filepath", sources=["upload", "clipboard"], label="sign photo",
@@ -89,6 +86,10 @@ def build(demo: gr.Blocks) -> None:
                                elem_id="signs-cam")
             note = gr.Markdown(elem_id="signs-note")
     outputs = [label, seen, cam, note]
-    event = image.change(handler(lambda photo: classify(photo) if photo else (None, None, None, "")), [image], outputs,
-                         api_name="classify_sign", concurrency_limit=CONCURRENCY)
+    event = image.change(handler(lambda photo, model: classify(photo, model) if photo else (None, None, None, "")),
+                         [image, choice.value], outputs, api_name="classify_sign", concurrency_limit=CONCURRENCY,
+                         concurrency_id="classify_sign")
     clear_on_failure(event, outputs)
+    choice.on_change(lambda photo, model: classify(photo, model) if photo else gr.skip(), [image], outputs,
+                     concurrency_id="classify_sign")
+    return choice

@@ -94,6 +94,32 @@ def synthetic_faces(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     return np.round(np.stack(faces) * 255).astype(np.uint8)
 
 
+def landmark_faces(root: Path, layout: str, n: int = 12, size: int = 96, seed: int = 0) -> Path:
+    """Synthetic faces with 68 landmarks each (a ring around the face's centre), written in `layout`: "pts" (HELEN's
+    trainset/ with n faces + testset/ with n // 3, each face an image and an iBUG .pts file) or "csv" (n images and
+    the PyTorch tutorial's face_landmarks.csv). Returns root."""
+    from PIL import Image
+
+    faces = synthetic_faces(n + n // 3, size, seed)
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    points = np.stack([size / 2 + 0.25 * size * np.cos(angles), size / 2 + 0.3 * size * np.sin(angles)], 1)
+    rows = []
+    for i, face in enumerate(faces):
+        folder = root / ("trainset" if i < n else "testset") if layout == "pts" else root
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{1000 + i}_1"
+        Image.fromarray(face).save(folder / f"{name}.jpg")
+        if layout == "pts":
+            lines = "\n".join(f"{x:.2f} {y:.2f}" for x, y in points)
+            (folder / f"{name}.pts").write_text(f"version: 1\nn_points: 68\n{{\n{lines}\n}}\n")
+        elif i < n:
+            rows.append(",".join([f"{name}.jpg", *(f"{v:.2f}" for v in points.ravel())]))
+    if layout == "csv":
+        header = ",".join(["image_name"] + [f"part_{k}_{axis}" for k in range(68) for axis in "xy"])
+        (root / "face_landmarks.csv").write_text("\n".join([header, *rows]) + "\n")
+    return root
+
+
 @pytest.fixture
 def faces_npy(tmp_path) -> Path:
     path = tmp_path / "face_data.npy"

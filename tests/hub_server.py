@@ -2,8 +2,10 @@
 
 It implements what huggingface_hub's create_repo, upload_folder/upload_file, delete_file, model_info/repo_info,
 list_repo_files, file_exists, hf_hub_download and snapshot_download ask of the Hub (see shared/notes/hub-protocol.md).
-Every commit is kept, so downloads by commit sha work. Binary files go through the basic LFS protocol (batch +
-PUT); Xet is not spoken, so clients run with HF_HUB_DISABLE_XET=1.
+Every commit is kept, so downloads by commit sha work. A commit with `?create_pr=1` opens pull request N on its own
+ref `refs/pr/N` (main untouched), as the Hub does; a commit whose parentCommit is no longer its branch's head is
+refused (412). Binary files go through the basic LFS protocol (batch + PUT); Xet is not spoken, so clients run with
+HF_HUB_DISABLE_XET=1.
 
     python tests/hub_server.py --port 8765      # then HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_local ...
 """
@@ -14,12 +16,14 @@ import argparse
 import base64
 import hashlib
 import json
+import math
 import re
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 # Like the Hub's default .gitattributes: these go through LFS (the client must then speak the LFS batch API)
@@ -37,13 +41,18 @@ class Repo:
     repo_type: str
     private: bool = False
     commits: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)  # (sha, files), oldest first
+    # pull requests: "refs/pr/N" → its commits, oldest first (main's history stays in `commits`)
+    refs: dict[str, list[tuple[str, dict[str, bytes]]]] = field(default_factory=dict)
 
     def files_at(self, revision: str) -> tuple[str, dict[str, bytes]] | None:
         if not self.commits:
             return None
         if revision in ("main", "HEAD", None):
             return self.commits[-1]
-        return next(((sha, f) for sha, f in self.commits if sha == revision), None)
+        if revision in self.refs:
+            return self.refs[revision][-1]
+        every = self.commits + [c for commits in self.refs.values() for c in commits]
+        return next(((sha, f) for sha, f in every if sha == revision), None)
 
 
 class HubState:
@@ -56,6 +65,39 @@ class HubState:
 
 def _blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git's blob id
+
+
+def _card_data(files: dict[str, bytes]) -> dict | None:
+    """The YAML header of the repo's README.md, as the Hub serves it in `cardData`."""
+    import yaml
+
+    match = re.match(r"^---[ \t]*\n(.*?)\n---[ \t]*(?:\n|$)", files.get("README.md", b"").decode("utf-8", "replace"), re.S)
+    try:
+        data = yaml.safe_load(match.group(1)) if match else None
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _tags(card: dict | None) -> list[str]:
+    """The repo's tags as the Hub derives them: the card's own, its library and its licence."""
+    card = card or {}
+    tags = [str(t) for t in card.get("tags") or []]
+    tags += [str(card["library_name"])] if card.get("library_name") else []
+    return tags + ([f"license:{card['license']}"] if card.get("license") else [])
+
+
+def _safetensors(files: dict[str, bytes]) -> dict | None:
+    """Parameters per dtype over the repo's .safetensors files, counted from their headers as the Hub does."""
+    parameters: dict[str, int] = {}
+    for path, data in files.items():
+        if not path.endswith(".safetensors") or len(data) < 8:
+            continue
+        (size,) = struct.unpack("<Q", data[:8])
+        for name, tensor in json.loads(data[8:8 + size]).items():
+            if name != "__metadata__":
+                parameters[tensor["dtype"]] = parameters.get(tensor["dtype"], 0) + math.prod(tensor["shape"])
+    return {"parameters": parameters, "total": sum(parameters.values())} if parameters else None
 
 
 def _file_entry(path: str, data: bytes) -> dict:
@@ -109,6 +151,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", r"/api/(models|datasets|spaces)/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?", self.tree),
             ("GET", r"/api/(models|datasets|spaces)/([^/]+/[^/]+)/revision/(.+)", self.info),
             ("GET", r"/api/(models|datasets|spaces)/([^/]+/[^/]+)", self.info),
+            ("GET", r"/api/models", self.list_models),
             ("GET|HEAD", r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)", self.resolve),
         ]
         for methods, pattern, handler in routes:
@@ -176,8 +219,15 @@ class Handler(BaseHTTPRequestHandler):
         if repo is None:
             return
         lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
+        header = next((line.get("value", {}) for line in lines if line["key"] == "header"), {})
+        parent = header.get("parentCommit")
+        # ?create_pr=1: the commit opens pull request N on a ref of its own (refs/pr/N), from parentCommit if given
+        create_pr = (parse_qs(urlparse(self.path).query).get("create_pr") or ["0"])[0] == "1"
         with self.state.lock:
-            current = repo.files_at(revision)
+            current = repo.files_at(parent if create_pr and parent else revision)
+            if parent and not create_pr and current and current[0] != parent:  # as the Hub: the branch moved on
+                return self._error(412, "PreconditionFailed", "A commit has happened since. Please refresh and try "
+                                                              "again.")
             files = dict(current[1]) if current else {}
             for line in lines:
                 value = line.get("value", {})
@@ -193,10 +243,18 @@ class Handler(BaseHTTPRequestHandler):
                     files.pop(value["path"], None)
                 elif line["key"] == "deletedFolder":
                     files = {p: d for p, d in files.items() if not p.startswith(value["path"].rstrip("/") + "/")}
-            sha = hashlib.sha1(f"{repo_id}{len(repo.commits)}{time.time()}".encode()).hexdigest()
-            repo.commits.append((sha, files))
-        base = f"http://{self.headers['Host']}/{PREFIX[repo.repo_type]}{repo_id}"
-        self._json(200, {"commitUrl": f"{base}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
+            sha = hashlib.sha1(f"{repo_id}{len(repo.commits)}{len(repo.refs)}{time.time()}".encode()).hexdigest()
+            pr_url = None
+            base = f"http://{self.headers['Host']}/{PREFIX[repo.repo_type]}{repo_id}"
+            if create_pr:
+                number = len(repo.refs) + 1
+                repo.refs[f"refs/pr/{number}"] = [(sha, files)]
+                pr_url = f"{base}/discussions/{number}"
+            elif revision in repo.refs:
+                repo.refs[revision].append((sha, files))
+            else:
+                repo.commits.append((sha, files))
+        self._json(200, {"commitUrl": f"{base}/commit/{sha}", "commitOid": sha, "pullRequestUrl": pr_url})
 
     @staticmethod
     def _entries(files: dict[str, bytes], prefix: str = "", recursive: bool = True, paths=None) -> list[dict]:
@@ -227,12 +285,60 @@ class Handler(BaseHTTPRequestHandler):
         if found is None and revision not in ("main", None):
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
         sha, files = found or ("0" * 40, {})
-        self._json(200, {
+        self._json(200, self._expanded(self._summary(repo_id, repo, sha, files)))
+
+    @staticmethod
+    def _summary(repo_id: str, repo: Repo, sha: str, files: dict[str, bytes]) -> dict:
+        """Everything the Hub says of a repo: its info, with the card's header (cardData), tags and parameters."""
+        card = _card_data(files)
+        summary = {
             "_id": repo_id, "id": repo_id, "modelId": repo_id, "author": repo_id.split("/")[0], "sha": sha,
-            "private": repo.private, "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [],
-            "lastModified": "2026-01-01T00:00:00.000Z", "createdAt": "2026-01-01T00:00:00.000Z",
+            "private": repo.private, "disabled": False, "gated": False, "downloads": 0, "likes": 0,
+            "tags": _tags(card), "lastModified": "2026-01-01T00:00:00.000Z", "createdAt": "2026-01-01T00:00:00.000Z",
             "siblings": [{"rfilename": p, "size": len(d)} for p, d in sorted(files.items())],
-        })
+        }
+        if card is not None:
+            summary["cardData"] = card
+            summary["library_name"] = card.get("library_name")
+        if repo.repo_type == "model" and _safetensors(files):
+            summary["safetensors"] = _safetensors(files)
+        return summary
+
+    def _expanded(self, summary: dict, default: tuple[str, ...] | None = None) -> dict:
+        """`expand=…` (repeated, or expand[]=…): only those fields, with the ids; else `default` fields (None: all)."""
+        query = parse_qs(urlparse(self.path).query)
+        expand = query.get("expand", []) + query.get("expand[]", [])
+        keep = expand or default
+        if keep is None:
+            return summary
+        return {k: v for k, v in summary.items() if k in {"_id", "id", *keep}}
+
+    # What the Hub's model list gives without expand: full=true adds the files and commit, cardData=true the card
+    LIST_DEFAULT = ("likes", "downloads", "tags", "library_name", "createdAt", "modelId", "private")
+    LIST_FULL = ("siblings", "sha", "lastModified", "author", "gated", "disabled")
+
+    def list_models(self):
+        """GET /api/models?filter=…&search=…&author=…&limit=…: every `filter` must be one of the repo's tags, `search`
+        is part of its id, `author` its owner; fields as list_models asks (expand, or full / cardData)."""
+        query = parse_qs(urlparse(self.path).query)
+        wanted = set(query.get("filter", []) + query.get("filter[]", []))
+        search = (query.get("search") or [""])[0].lower()
+        author = (query.get("author") or [None])[0]
+        limit = int((query.get("limit") or ["1000"])[0])
+        default = self.LIST_DEFAULT
+        if (query.get("full") or [""])[0].lower() == "true":
+            default += self.LIST_FULL
+        if (query.get("cardData") or [""])[0].lower() == "true":
+            default += ("cardData",)
+        listed = []
+        with self.state.lock:
+            repos = [(rid, r) for (kind, rid), r in self.state.repos.items() if kind == "model" and r.commits]
+        for repo_id, repo in repos:
+            sha, files = repo.commits[-1]
+            summary = self._summary(repo_id, repo, sha, files)
+            if wanted <= set(summary["tags"]) and search in repo_id.lower() and author in (None, repo_id.split("/")[0]):
+                listed.append(self._expanded(summary, default))
+        self._json(200, listed[:limit])
 
     def tree(self, kind, repo_id, revision, sub=None):
         repo = self._repo(kind, repo_id)

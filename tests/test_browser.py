@@ -175,28 +175,38 @@ def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, 
                            timeout=30_000)
 
 
-def test_commands_tab_records_from_a_fake_microphone(space_url, playwright, tmp_path):
-    """Chromium's fake microphone plays an espeak-ng recording of "left"; the test records, stops, submits, and
-    reads the word from the page."""
+def speaking_browser(playwright, tmp_path, word: str, voice: str = "en-us"):
+    """Chromium whose fake microphone plays an espeak-ng recording of `word` (48 kHz, with silence around it)."""
     import numpy as np
     from espeak import speak, write_wav
 
     from dlhub import audio
 
-    x, rate = speak("left", "en-us", silence_s=0.6)
-    wav = write_wav(tmp_path / "left.wav", np.round(audio.resample(x / 32768, rate, 48000) * 32767).astype(np.int16),
+    x, rate = speak(word, voice, silence_s=0.6)
+    wav = write_wav(tmp_path / f"{word}.wav", np.round(audio.resample(x / 32768, rate, 48000) * 32767).astype(np.int16),
                     48000)
     microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                   f"--use-file-for-fake-audio-capture={wav}"]
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + microphone)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + microphone)
+
+
+def record_a_word(page, space_url) -> None:
+    """Open the commands tab, record 2.5 s from the microphone and stop (the recording is then recognised)."""
+    page.goto(space_url)
+    page.get_by_role("tab", name="Voice commands").click()
+    box = page.locator("#commands-input")
+    box.get_by_role("button", name="Record", exact=True).click()
+    page.wait_for_timeout(2500)  # the file is about 2 s long: at least one whole word
+    box.get_by_role("button", name="Stop", exact=True).click()
+
+
+def test_commands_tab_records_from_a_fake_microphone(space_url, playwright, tmp_path):
+    """Chromium's fake microphone plays an espeak-ng recording of "left"; the test records, stops, submits, and
+    reads the word from the page."""
+    browser = speaking_browser(playwright, tmp_path, "left")
     try:
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
-        page.goto(space_url)
-        page.get_by_role("tab", name="Voice commands").click()
-        box = page.locator("#commands-input")
-        box.get_by_role("button", name="Record", exact=True).click()
-        page.wait_for_timeout(2500)  # the file is 1.9 s long: at least one whole "left"
-        box.get_by_role("button", name="Stop", exact=True).click()
+        record_a_word(page, space_url)
         verdict = page.locator("#commands-verdict")
         verdict.get_by_text("left").first.wait_for(timeout=60_000)  # a finished recording is recognised at once
         with page.expect_response(lambda r: "/queue/join" in r.url) as submitted:  # and again on demand
@@ -207,6 +217,19 @@ def test_commands_tab_records_from_a_fake_microphone(space_url, playwright, tmp_
         assert "left" in page.locator("#commands-label").inner_text()
         no_errors(page)
         screenshot(page, "commands")
+    finally:
+        browser.close()
+
+
+def test_commands_tab_says_hello_is_not_a_command(space_url, playwright, tmp_path):
+    """The fake microphone says "hello": speech, but none of the ten words → "Not a command word"."""
+    browser = speaking_browser(playwright, tmp_path, "hello", "en")
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        record_a_word(page, space_url)
+        page.locator("#commands-verdict").get_by_text("Not a command word").wait_for(timeout=60_000)
+        assert "unknown" in page.locator("#commands-label").inner_text()
+        no_errors(page)
     finally:
         browser.close()
 

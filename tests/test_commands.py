@@ -1,5 +1,6 @@
-"""Spoken commands: audio preparation and speech detection, the classifier's contract, the bundled model on voices it
-never heard (espeak-ng), the training script end to end with a push to and pull from the test Hub."""
+"""Spoken commands: audio preparation and speech detection, the classifier's contract (12 classes; ten-word models
+still load), the bundled model on voices it never heard (espeak-ng), other words and noise, the training script end to
+end with a push to and pull from the test Hub."""
 
 import json
 import sys
@@ -12,8 +13,8 @@ from espeak import VOICES, speak, write_wav
 
 import dlhub
 from dlhub import audio
-from dlhub.commands import CommandClassifier, pool
-from dlhub.data.speech_commands import WORDS
+from dlhub.commands import CommandClassifier, keyword_spotting_report, pool
+from dlhub.data.speech_commands import LABELS, WORDS
 from dlhub.errors import DataError
 
 
@@ -61,11 +62,11 @@ def bundled():
 
 
 def test_bundled_model_contract(bundled):
-    assert bundled.labels == WORDS and bundled.encoder_name == "openai/whisper-base"
+    assert bundled.labels == LABELS and bundled.encoder_name == "openai/whisper-base"
     x, rate = speak("stop")
     stereo_44k = np.stack([audio.resample(x / 32768, rate, 44100)] * 2, 1)
     out = bundled.predict([x, stereo_44k, burst()], sampling_rate=rate)
-    assert len(out) == 3 and all(set(p) == set(WORDS) and abs(sum(p.values()) - 1) < 1e-4 for p in out)
+    assert len(out) == 3 and all(set(p) == set(LABELS) and abs(sum(p.values()) - 1) < 1e-4 for p in out)
     assert list(out[0].values()) == sorted(out[0].values(), reverse=True)
     with pytest.raises(DataError, match="list of clips"):
         bundled.predict(x, rate)
@@ -80,25 +81,67 @@ def test_bundled_model_recognises_unseen_synthetic_voices(bundled, voice):
     assert sum(p == w for p, w in zip(predicted, WORDS)) >= 9, predicted
 
 
-def test_detect_commands_finds_each_word_in_a_long_recording(bundled):
-    parts = [speak(w, "en-us", silence_s=0.6) for w in ("go", "left", "yes")]
+def test_detect_commands_lists_only_the_commands_in_a_long_recording(bundled):
+    parts = [speak(w, voice, silence_s=0.6) for w, voice in (("go", "en-us"), ("hello", "en"), ("left", "en-us"),
+                                                             ("yes", "en-us"))]
     recording = np.concatenate([p for p, _ in parts])
     found = bundled.detect_commands(recording, parts[0][1])
     assert [next(iter(d["scores"])) for d in found] == ["go", "left", "yes"]
     assert all(0 <= d["start"] < d["end"] <= len(recording) / parts[0][1] for d in found)
+    segments = bundled.classify_segments(recording, parts[0][1])
+    assert [next(iter(d["scores"])) for d in segments] == ["go", "unknown", "left", "yes"]
     assert bundled.detect_commands(np.zeros(48000), 48000) == []
+
+
+@pytest.mark.parametrize("voice", VOICES)
+def test_bundled_model_rejects_other_words_and_noise(bundled, voice):
+    """Words that are not commands (espeak-ng voices, never in training) → unknown; noise → silence."""
+    others = ["hello", "cat", "seven", "house", "water", "happy"]
+    clips = [speak(w, voice)[0] for w in others]
+    predicted = [next(iter(p)) for p in bundled.predict(clips, speak("a", voice)[1])]
+    assert sum(p not in WORDS for p in predicted) >= len(others) - 1, dict(zip(others, predicted))
+    rng = np.random.default_rng(VOICES.index(voice))
+    pink = np.fft.irfft(np.fft.rfft(rng.normal(0, 1, 32000)) / np.sqrt(np.arange(1, 16002)))  # 1/f power
+    noise = [n / np.abs(n).max() * 0.3 for n in (rng.normal(0, 1, 16000), pink)]
+    assert [next(iter(p)) for p in bundled.predict([n.astype(np.float32) for n in noise], 16000)] == ["silence"] * 2
+
+
+def test_a_ten_word_model_saved_before_the_twelve_classes_still_loads(tmp_path, bundled):
+    old = CommandClassifier(layers=bundled.layers, labels=WORDS)
+    old.save_pretrained(tmp_path)
+    loaded = dlhub.load("commands", tmp_path)
+    assert loaded.labels == WORDS
+    recording = np.concatenate([speak(w, "en")[0] for w in ("go", "stop")])
+    assert set(loaded.predict([recording], 22050)[0]) == set(WORDS)
+    assert all(next(iter(d["scores"])) in WORDS for d in loaded.detect_commands(recording, 22050))
+
+
+def test_keyword_spotting_report():
+    names = LABELS
+    labels = np.array([0, 1, 10, 10, 11, 11])
+    predicted = np.array([0, 2, 10, 3, 11, 10])  # a word wrong, an other word taken for "down", noise → unknown
+    report = keyword_spotting_report(np.eye(12)[predicted], labels, names)
+    assert report == {"accuracy_all_classes": 3 / 6, "command_accuracy": 1 / 2, "command_clips": 2,
+                      "unknown_rejected": 1 / 2, "unknown_clips": 2, "silence_rejected": 1.0, "silence_clips": 2}
+    assert set(keyword_spotting_report(np.eye(10)[[0, 1]], np.array([0, 2]), WORDS)) == {
+        "accuracy_all_classes", "command_accuracy", "command_clips"}
 
 
 @pytest.fixture(scope="module")
 def spoken_folder(tmp_path_factory):
-    """Speech Commands layout: the four espeak-ng voices are four speakers, each saying every word at 16 kHz."""
+    """Speech Commands layout: the four espeak-ng voices are four speakers, each saying every word and two other words
+    (unknown) at 16 kHz, plus noise clips in `_silence_/`."""
     root = tmp_path_factory.mktemp("commands")
     for s, voice in enumerate(VOICES):
-        for word in WORDS:
+        for word in [*WORDS, "cat", "house"]:
             x, rate = speak(word, voice, silence_s=0.1)
             y = audio.window(audio.resample(x / 32768.0, rate), 0, len(x) / rate, 16000)
             (root / word).mkdir(exist_ok=True)
             write_wav(root / word / f"voice{s}00_nohash_0.wav", np.round(y * 32767).astype(np.int16), 16000)
+    (root / "_silence_").mkdir()
+    rng = np.random.default_rng(0)
+    for n in range(8):
+        write_wav(root / "_silence_" / f"{n}.wav", rng.normal(0, 300 * (n + 1), 16000).astype(np.int16), 16000)
     return root
 
 
@@ -109,7 +152,9 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
                         "--hidden", "32", "--layers", "6", "--push_to_hub", "--hub_model_id", "test-org/commands-tiny")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test_clips"] == 10 and set(metrics["per_word_accuracy"]) == set(WORDS)
+    assert metrics["test_clips"] == 12 + 1 and set(metrics["per_word_accuracy"]) == set(LABELS)  # a speaker + noise
+    assert metrics["test_command_clips"] == 10 and metrics["test_unknown_clips"] == 2
+    assert metrics["test_silence_clips"] == 1 and 0 <= metrics["test_silence_rejected"] <= 1
     written = {p.name for p in out.iterdir()}
     assert {"training_curves.png", "confusion_matrix.png", "README.md", "config.json"} <= written
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4  # train, one augmented copy, validation, test
@@ -139,4 +184,4 @@ def test_an_unreachable_encoder_names_the_offline_one():
 
 def test_classifier_shapes():
     model = CommandClassifier(layers=(2, 6), hidden=16)
-    assert model(torch.zeros(3, 2 * 2 * 512)).shape == (3, 10)
+    assert model(torch.zeros(3, 2 * 2 * 512)).shape == (3, 12) and model.labels == LABELS

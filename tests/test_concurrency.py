@@ -28,7 +28,7 @@ def space(tmp_path_factory):
 
 
 ENDPOINTS = ["/regression_refit", "/choose_sigma", "/denoise", "/classify_sign", "/face_landmarks",
-             "/recognise_command", "/mlp_exercise", "/z_composed"]
+             "/recognise_command", "/mlp_exercise", "/z_composed", "/list_models"]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

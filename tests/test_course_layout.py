@@ -13,7 +13,7 @@ from conftest import run_script
 from espeak import VOICES, speak, write_wav
 
 from dlhub import audio
-from dlhub.data.speech_commands import WORDS, load_speech_commands
+from dlhub.data.speech_commands import LABELS, WORDS, load_speech_commands
 from dlhub.errors import DataError
 
 # Two speakers per voice (the word with less or more silence around it); the held-out test takes Train's speakers
@@ -68,7 +68,7 @@ def test_validation_as_given_and_test_held_out_by_speaker(tmp_path, caplog, labe
     assert speakers["validation"] == set(VALIDATION_SPEAKERS)
     assert len(speakers["test"]) == 1 and speakers["train"] | speakers["test"] == set(TRAIN_SPEAKERS)
     assert not speakers["train"] & speakers["test"]
-    assert data["train"].features["label"].names == WORDS
+    assert data["train"].features["label"].names == LABELS
     for split in files:  # every clip keeps the word it says, whichever way the label was given
         assert [WORDS[c] for c in data[split]["label"]] == [said[p] for p in files[split]]
     lines = [r.getMessage() for r in caplog.records if "validation = Validation/ as given" in r.getMessage()]
@@ -104,7 +104,7 @@ def tone_tree(root: Path, train_csv: str, validation_csv: str | None) -> None:
 
 @pytest.mark.parametrize("train_csv, validation_csv, message", [
     ("ID,Label\ns0_nohash_0,yes\ns1_nohash_0,bed\n", None, r"line 3: Label 'bed' is neither one of yes"),
-    ("ID,Label\ns0_nohash_0,10\n", None, r"Label 10 is outside 0–9"),
+    ("ID,Label\ns0_nohash_0,12\n", None, r"Label 12 is outside 0–11"),
     ("name,Label\ns0_nohash_0,1\n", None, "expected a file column"),
     ("file,word\ns0_nohash_0.wav,up\ns7_nohash_0.wav,up\n", None, "1 listed clips are missing, e.g. Train/s7_nohash_0"),
     ("file,word\ns0_nohash_0.wav,up\n", None, "Validation has no labels: expected Validation/<word>/"),
@@ -165,8 +165,8 @@ def test_predict_writes_a_kaggle_submission_in_words_and_indices(test_folder, tm
     ids = [file_id for file_id, _ in rows["word"]]
     assert ids == [str(i) for i in range(len(said))]  # every file once, numbers in order (2 before 10)
     assert [file_id for file_id, _ in rows["index"]] == ids
-    assert {label for _, label in rows["word"]} <= set(WORDS)  # the bundled model's labels (tests/test_commands.py)
-    assert [WORDS[int(label)] for _, label in rows["index"]] == [label for _, label in rows["word"]]
+    assert {label for _, label in rows["word"]} <= set(LABELS)  # the bundled model's labels (tests/test_commands.py)
+    assert [LABELS[int(label)] for _, label in rows["index"]] == [label for _, label in rows["word"]]
     right = sum(label == said[file_id] for file_id, label in rows["word"])
     assert right >= len(said) - 2, rows["word"]  # voices it never heard: allow two misses in twenty
 

@@ -141,3 +141,51 @@ def test_bad_folders(tmp_path):
         load_faces(tmp_path)
     with pytest.raises(DataError, match="not found"):
         load_faces(tmp_path / "absent")
+
+
+def test_landmark_folders_are_cropped_by_the_landmark_rule(tmp_path):
+    from conftest import landmark_faces
+
+    from dlhub.data.faces import landmark_crop
+    from dlhub.landmarks import crop_from_landmarks
+
+    helen = load_faces(landmark_faces(tmp_path / "helen", "pts", n=20))
+    assert {k: v.num_rows for k, v in helen.items()} == {"train": 18, "validation": 2, "test": 6}  # 10% by photo
+    assert helen["test"][0]["image"].size == (64, 64) and set(helen["test"]["person"]) == {-1}
+    tutorial = load_faces(landmark_faces(tmp_path / "tutorial", "csv", n=10))
+    assert set(tutorial) == {"train", "validation"} and sum(v.num_rows for v in tutorial.values()) == 10
+    # the crop: a square 1.5× the landmark box, nudged up, black outside the photo
+    points = np.array([[40.0, 50.0], [80.0, 110.0]])  # box side 60 → crop side 90, centre (60, 80 - 0.098 · 60)
+    photo = np.zeros((200, 120), np.uint8)
+    cx, cy, side = crop_from_landmarks(points)
+    assert side == pytest.approx(90) and cy == pytest.approx(80 - 0.098 * 60)
+    top, left = round(cy - side / 2), round(cx - side / 2)
+    photo[top:top + round(side), left:left + round(side)] = 200
+    assert np.all(landmark_crop(Image.fromarray(photo), points, 32) == 200)
+    shifted = np.array([[0.0, 50.0], [40.0, 110.0]])  # its crop reaches 25 px past the left edge: black there
+    crop = landmark_crop(Image.fromarray(np.full((200, 120), 200, np.uint8)), shifted, 90)
+    assert crop[:, :20].max() == 0 and crop[:, 30:].min() == 200
+
+
+def test_landmark_folders_take_no_person_labels(tmp_path):
+    from conftest import landmark_faces
+
+    with pytest.raises(DataError, match="split by photo"):
+        load_faces(landmark_faces(tmp_path / "helen", "pts", n=6), person_block=2)
+
+
+def test_a_held_out_source_is_its_own_test_split_or_all_of_it(tmp_path):
+    from conftest import landmark_faces
+
+    from dlhub.data.faces import held_out_faces
+
+    olivetti = tmp_path / "olivetti_faces.npy"
+    np.save(olivetti, synthetic_faces(400))
+    assert held_out_faces(olivetti).shape == (80, 64, 64)  # the 8 test people
+    assert len(held_out_faces(landmark_faces(tmp_path / "helen", "pts", n=9))) == 3  # testset/
+    assert len(held_out_faces(landmark_faces(tmp_path / "tutorial", "csv", n=10))) == 10  # no test set: all
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, face in enumerate(synthetic_faces(5, size=90)):
+        Image.fromarray(face).save(folder / f"{i}.png")
+    assert held_out_faces(folder).shape == (5, 64, 64)  # a plain folder, split by image: all of it

@@ -121,24 +121,27 @@ def test_denoising_psnr_moves_with_sigma():
     assert "∞ dB" in denoising.run(face_image(), 0.0, 0, False)[3]
 
 
-def test_denoising_model_switch_both_models_answer_and_the_note_names_them():
+def test_denoising_model_choice_both_bundled_models_answer_and_say_so():
     from spaces import denoising
 
     face = face_image()
     conv = denoising.run(face, 0.2, 0, False)  # /denoise's four inputs: the default model
-    assert conv[3] == denoising.run(face, 0.2, 0, False, denoising.CONV)[3]
-    mlp = denoising.run(face, 0.2, 0, False, denoising.COURSE_MLP)
-    assert "Denoised by the **conv autoencoder (bundled)** (`conv`" in conv[3] and "Table 3" not in conv[3]
-    assert "Denoised by the **course baseline: Table 3 MLP** (4,096 → 128 → 4,096, at 64×64 px" in mlp[3]
+    assert conv[3] == denoising.run(face, 0.2, 0, False, "default")[3]
+    assert conv[3] == denoising.run(face, 0.2, 0, False, denoising.CONV)[3]  # the old radio's names still work
+    mlp = denoising.run(face, 0.2, 0, False, denoising.COURSE_MLP_KEY)
+    assert mlp[3] == denoising.run(face, 0.2, 0, False, denoising.COURSE_MLP)[3]
+    assert ("Denoised by the bundled checkpoint `checkpoints/denoiser`, a `conv` autoencoder (at the photo's own "
+            "resolution)") in conv[3] and "Table 3" not in conv[3]
+    assert ("Denoised by the bundled checkpoint `checkpoints/denoiser-mlp`, an MLP as the course's Table 3 (4,096 → "
+            "128 → 4,096, at 64×64 px") in mlp[3]
     assert Image.open(mlp[2]).size == Image.open(conv[2]).size == (96, 96)
     assert np.array_equal(np.asarray(Image.open(mlp[1])), np.asarray(Image.open(conv[1])))  # the same noisy input
     assert not np.array_equal(np.asarray(Image.open(mlp[2])), np.asarray(Image.open(conv[2])))
-    assert "Table 3 MLP" in denoising.run(face, 0.2, 0, True, denoising.COURSE_MLP)[3]
-    note = denoising.model_note()
-    assert "conv autoencoder (bundled): a `conv` autoencoder" in note
-    assert "course baseline: Table 3 MLP: a `mlp` autoencoder trained on faces with σ = 0.2" in note
-    assert "`denoiser-mlp`" in note
-    with pytest.raises(gr.Error, match="Unknown model 'unet'"):
+    assert "Table 3" in denoising.run(face, 0.2, 0, True, denoising.COURSE_MLP_KEY)[3]
+    assert denoising.describe(denoising.model(), {}).startswith("A `conv` autoencoder trained on faces with σ")
+    assert denoising.describe(denoising.model(denoising.COURSE_MLP_KEY), {}) == \
+        "The course's Table 3 MLP trained on faces with σ = 0.2."
+    with pytest.raises(gr.Error, match="'unet' names no model: choose one from the list, or enter ORG/NAME"):
         denoising.run(face, 0.2, 0, False, "unet")
 
 
@@ -231,11 +234,16 @@ def test_commands_tab_hears_each_example_and_plots_it():
     from spaces import commands
 
     examples = commands.examples()
-    assert len(examples) == len(commands.EXAMPLE_WORDS)
+    assert len(examples) == len(commands.EXAMPLE_WORDS) + 1 and examples[-1].endswith("noise.wav")
     for path, (word, _) in zip(examples, commands.EXAMPLE_WORDS):
         scores, verdict, figure = commands.recognise(path)
-        assert next(iter(scores)) == word and len(scores) == 3 and f"**{word}**" in verdict
+        if word in commands.WORDS:
+            assert next(iter(scores)) == word and len(scores) == 3 and f"**{word}**" in verdict
+        else:  # "hello": speech, but not a command
+            assert next(iter(scores)) == "unknown" and verdict.startswith(commands.NOT_A_COMMAND)
         assert len(figure.axes) == 2
+    _, verdict, _ = commands.recognise(examples[-1])
+    assert verdict.startswith(commands.NO_COMMAND) and "Answered by the bundled checkpoint" in verdict
 
 
 def test_commands_tab_any_format_and_rate(tmp_path):
@@ -289,6 +297,19 @@ def test_commands_tab_continuous_mode_lists_words_as_they_end():
     assert all(f"**{w}**" in shown for w in words)
 
 
+def test_commands_tab_continuous_mode_lists_only_commands():
+    from espeak import speak
+
+    from spaces import commands
+
+    parts = [speak(w, voice, silence_s=0.5) for w, voice in [("left", "en-us"), ("hello", "en"), ("yes", "en-us")]]
+    stream = np.concatenate([p for p, _ in parts] + [np.zeros(parts[0][1], np.int16)])
+    rate, state = parts[0][1], None
+    for i in range(0, len(stream), rate // 2):
+        shown, state = commands.listen((rate, stream[i:i + rate // 2]), state)
+    assert [w for _, w in state["heard"]] == ["left", "yes"], shown
+
+
 def test_landmarks_tab_draws_the_astronaut_and_lists_68_points():
     from spaces import landmarks
 
@@ -335,26 +356,3 @@ def test_an_unexpected_error_is_logged_and_shown_as_one_sentence(caplog):
     assert "ZeroDivisionError: a bug" in caplog.text  # the traceback is in the server's log
     with pytest.raises(gr.Error, match="Upload an image."):  # a message for the user passes through as it is
         handler(bad_input)(1)
-
-
-def test_a_model_is_loaded_once_when_requests_arrive_together():
-    import threading
-    import time
-
-    from spaces.common import load_once
-
-    calls = []
-
-    @load_once
-    def model():
-        calls.append(1)
-        time.sleep(0.2)
-        return object()
-
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(model())) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(calls) == 1 and len({id(r) for r in results}) == 1

@@ -1,13 +1,15 @@
-"""Spoken-command data: the Speech Commands and Kaggle layouts, speaker-disjoint splits, the official lists."""
+"""Spoken-command data: the Speech Commands and Kaggle layouts, the 12 classes (ten words, unknown, silence),
+speaker-disjoint splits across all of them, the official lists."""
 
 import sys
 
 import numpy as np
 import pytest
+from datasets import Audio, Features
 from conftest import run_script
 from scipy.io import wavfile
 
-from dlhub.data.speech_commands import WORDS, load_speech_commands
+from dlhub.data.speech_commands import LABELS, WORDS, load_speech_commands, to_twelve_classes
 from dlhub.errors import DataError
 
 
@@ -16,40 +18,63 @@ def clip(seed: int) -> np.ndarray:
     return (8000 * np.sin(2 * np.pi * (200 + 40 * seed) * t)).astype(np.int16)
 
 
+SPEAKERS = ["aaaa1111", "bbbb2222", "cccc3333", "dddd4444"]
+
+
 @pytest.fixture
 def commands(tmp_path):
-    """4 speakers × 10 words, plus folders that must be skipped."""
-    for s, speaker in enumerate(["aaaa1111", "bbbb2222", "cccc3333", "dddd4444"]):
-        for w, word in enumerate(WORDS):
+    """4 speakers × (10 words + "bed" and "cat", other words), 4 `_silence_` clips, a 3.5 s background recording."""
+    for s, speaker in enumerate(SPEAKERS):
+        for w, word in enumerate(WORDS + ["bed", "cat"]):
             (tmp_path / word).mkdir(exist_ok=True)
-            wavfile.write(tmp_path / word / f"{speaker}_nohash_0.wav", 16000, clip(10 * s + w))
-    for other in ("bed", "_background_noise_"):
-        (tmp_path / other).mkdir()
-        wavfile.write(tmp_path / other / "x_nohash_0.wav", 16000, clip(0))
+            wavfile.write(tmp_path / word / f"{speaker}_nohash_0.wav", 16000, clip(12 * s + w))
+    (tmp_path / "_silence_").mkdir()
+    (tmp_path / "_background_noise_").mkdir()
+    for n in range(4):
+        wavfile.write(tmp_path / "_silence_" / f"{n}.wav", 16000, clip(50 + n) // 8)
+    wavfile.write(tmp_path / "_background_noise_" / "hum.wav", 16000, np.tile(clip(60) // 8, 4)[:56000])
     return tmp_path
 
 
-def test_speaker_disjoint_splits(commands):
+def test_twelve_classes_split_by_speaker(commands):
     data = load_speech_commands(commands)
-    assert {k: v.num_rows for k, v in data.items()} == {"train": 20, "validation": 10, "test": 10}
-    speakers = {k: set(v["speaker"]) for k, v in data.items()}
+    assert data["train"].features["label"].names == LABELS == [*WORDS, "unknown", "silence"]
+    speakers = {k: set(v["speaker"]) - {""} for k, v in data.items()}
     assert not (speakers["train"] & speakers["validation"] or speakers["train"] & speakers["test"]
                 or speakers["validation"] & speakers["test"])
     assert all(speakers.values())  # each split has speakers of its own
-    assert data["train"].features["label"].names == WORDS
-    item = data["test"][0]
+    for split in data.values():  # every word a speaker said, commands and other words alike, is in their split
+        for speaker in set(split["speaker"]) - {""}:
+            said = [label for label, s in zip(split["label"], split["speaker"]) if s == speaker]
+            assert sorted(said) == sorted(list(range(10)) + [LABELS.index("unknown")] * 2)
+    paths = {k: v.cast_column("audio", Audio(decode=False))["audio"] for k, v in data.items()}
+    silence = {k: [a["path"] for a, label in zip(paths[k], v["label"]) if label == LABELS.index("silence")]
+               for k, v in data.items()}
+    assert sum(map(len, silence.values())) == 4 + 3  # four clips and three 1-s cuts of the 3.5 s recording
+    assert sum(any("background_cuts" in p for p in paths) for paths in silence.values()) == 1  # one recording, one split
+    item = next(row for row in data["test"] if LABELS[row["label"]] in WORDS)
     samples = item["audio"].get_all_samples()
     assert samples.sample_rate == 16000 and samples.data.shape == (1, 16000)
-    speaker = item["speaker"]
-    expected = clip(10 * "abcd".index(speaker[0]) + item["label"]) / 32768.0
+    expected = clip(12 * SPEAKERS.index(item["speaker"]) + item["label"]) / 32768.0
     assert np.allclose(samples.data[0].numpy(), expected, atol=1e-4)
+
+
+def test_a_dataset_with_every_word_maps_onto_the_twelve_classes():
+    from datasets import ClassLabel, Dataset, DatasetDict
+
+    names = ["bed", "yes", "_silence_", "go", "marvin", "_background_noise_"]
+    data = DatasetDict({"train": Dataset.from_dict({"label": list(range(6))},
+                                                   features=Features({"label": ClassLabel(names=names)}))})
+    mapped = to_twelve_classes(data)["train"]
+    assert mapped.features["label"].names == LABELS
+    assert [LABELS[c] for c in mapped["label"]] == ["unknown", "yes", "silence", "go", "unknown", "silence"]
 
 
 def test_official_lists_are_honoured(commands):
     (commands / "validation_list.txt").write_text("yes/aaaa1111_nohash_0.wav\nno/bbbb2222_nohash_0.wav\n")
     (commands / "testing_list.txt").write_text("up/cccc3333_nohash_0.wav\n")
     data = load_speech_commands(commands)
-    assert data["validation"].num_rows == 2 and data["test"].num_rows == 1 and data["train"].num_rows == 37
+    assert data["validation"].num_rows == 2 and data["test"].num_rows == 1 and data["train"].num_rows == 4 * 12 + 4 + 3 - 3
 
 
 def test_kaggle_layout(tmp_path):
@@ -86,6 +111,7 @@ def test_script_saves_and_publishes(commands, tmp_path):
     result = run_script(sys.executable, "datasets_scripts/speech_commands.py", "--data-dir", str(commands),
                         "--output-dir", str(out), "--push_to_hub", "--hub_dataset_id", "test-org/commands-tiny")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert load_speech_commands(out)["test"].num_rows == 10
+    saved = load_speech_commands(out)
+    assert {k: v.num_rows for k, v in saved.items()} == {k: v.num_rows for k, v in load_speech_commands(commands).items()}
     pulled = load_dataset("test-org/commands-tiny")
-    assert pulled["train"].num_rows == 20 and pulled["train"].features["label"].names == WORDS
+    assert pulled["train"].num_rows == saved["train"].num_rows and pulled["train"].features["label"].names == LABELS

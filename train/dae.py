@@ -4,18 +4,26 @@
     accelerate launch train/dae.py --dataset faces.npy --arch mlp --output_dir outputs/denoiser-mlp    # the course's model
     accelerate launch train/dae.py --dataset faces.npy --people people.npy    # person ids: a person-disjoint split
     accelerate launch train/dae.py --dataset faces.npy --extra_test_dir ../shared/data/landmarks/helen/testset
+    accelerate launch train/dae.py --dataset ../shared/data/faces/olivetti_faces.npy \
+        --add_faces ../shared/data/landmarks/helen --extra_test_dir ../shared/data/landmarks/pytorch_tutorial_faces
 
 --data: a .npy of faces (N, H, W) (the course's face_data.npy layout), a folder of face images, or a dataset saved by
 datasets_scripts/faces.py; both models work on 64 × 64 faces. --arch mlp is the course's Table 3 exactly (flattened
 64 × 64 → Linear 128 → LeakyReLU → linear decoder back to 4,096; MSE, Adam lr 1e-3, weight decay 1e-5). Noise
 x̃ = clip(x + σ·ε, 0, 1) is drawn fresh in every training step. The weights of the epoch with the best validation PSNR
 (σ = --noise_std) are kept; the test split is only evaluated. The split is by person with --people (one person id per
-face) and for the Olivetti layout (400 × 64 × 64), else by image (a log line says so).
+face) and for the Olivetti layout (400 × 64 × 64), else by image (a log line says so). A folder of faces with 68
+landmarks (HELEN's trainset/ + testset/ with .pts files, the PyTorch tutorial's face_landmarks.csv) is cropped by the
+landmark model's rule and split by photo (dlhub.data.faces.load_landmark_faces). --add_faces trains on more sources at
+once (their training splits joined, their validation splits joined for the choice of epoch); every source's test split
+is reported on its own, and --extra_test_dir is a source held out of training (dlhub.data.faces.held_out_faces: its own
+test split where it defines one, else all its faces).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -26,18 +34,17 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from dlhub.cards import Metric, render_model_card
+from dlhub.cards import render_model_card
 from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
                        setup_logging)
-from dlhub.data.faces import OLIVETTI_SHAPE, faces_array, load_faces, read_face_folder
+from dlhub.data.faces import OLIVETTI_SHAPE, faces_array, held_out_faces, load_faces
 from dlhub.denoise import Denoiser, add_noise
 from dlhub.errors import DataError
+from dlhub.evaluation import DENOISE_TEST_SIGMAS, denoise_batches, denoiser_test, noisy_pairs
 from dlhub.metrics import psnr
 from dlhub.plots import plot_denoising_grid, plot_history
 from dlhub.training import find_checkpoint, keep_best, save_and_push, save_checkpoint, start_or_resume
 
-TEST_SIGMAS = (0.1, 0.2, 0.3)
-EVAL_NOISE_SEED = 1234  # the same noisy validation/test images in every run and epoch
 IMAGE_SIZE = 64  # the course's face_data.npy size, for both architectures
 
 
@@ -59,13 +66,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=1e-5)
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="conv: channels per level")
+    p.add_argument("--crop_size", type=int, default=0,
+                   help="conv: train on random crops of this side from the (augmented) 64x64 faces, which is "
+                        "cheaper per step (0 = whole faces); validation and test always use whole faces")
+    p.add_argument("--lr_schedule", choices=["constant", "cosine"], default="constant",
+                   help="cosine: the learning rate decays to 0 over --epochs (stepped once per epoch)")
+    p.add_argument("--add_faces", nargs="+", default=[], metavar="SOURCE",
+                   help="more training sources (a .npy, a folder of faces, a landmark-annotated folder such as "
+                        "HELEN's): each split by its own rule, their training and validation splits joined")
     p.add_argument("--extra_test_dir", default=None,
-                   help="a folder of face images from another source, reported as an extra test at σ = 0.2")
+                   help="a source held out of training (a folder of face images, a landmark-annotated folder, or a "
+                        ".npy), reported as an extra test: its own test split (people never seen, a testset/ "
+                        "folder), else all its faces")
     add_run_arguments(p, max_train_samples=False)
     args = p.parse_args(argv)
     if not 0 < args.noise_std <= 1 or (args.noise_std_max is not None and
                                         not args.noise_std_min <= args.noise_std <= args.noise_std_max <= 1):
         raise DataError("noise levels must satisfy 0 < --noise_std_min ≤ --noise_std ≤ --noise_std_max ≤ 1")
+    if args.crop_size and (args.arch != "conv" or not 16 <= args.crop_size <= IMAGE_SIZE):
+        raise DataError(f"--crop_size takes a side from 16 to {IMAGE_SIZE}, for --arch conv only")
+    named = [source_name(s) for s in [args.dataset, *args.add_faces, args.extra_test_dir] if s]
+    if len(set(named)) < len(named):
+        raise DataError(f"--dataset, --add_faces and --extra_test_dir name the same source twice: {named}")
     check_run_arguments(args)
     args.epochs = args.epochs or (80 if args.arch == "conv" else 150)
     args.image_size = IMAGE_SIZE
@@ -78,27 +100,33 @@ def as_tensor(faces: np.ndarray, size: int) -> torch.Tensor:
     return x if x.shape[-1] == size else torch.nn.functional.interpolate(x, size=(size, size), mode="area")
 
 
-def noisy_pairs(clean: torch.Tensor, sigma: float) -> TensorDataset:
-    generator = torch.Generator().manual_seed(EVAL_NOISE_SEED + int(sigma * 1000))
-    return TensorDataset(clean, add_noise(clean, sigma, generator))
+def source_name(source) -> str:
+    """A data source as the tables name it: its file or folder name."""
+    return Path(source).name
 
 
-@torch.no_grad()
-def denoise_batches(model, loader, accelerator) -> dict[str, np.ndarray]:
-    """Denoise a loader of (clean, noisy) pairs; gathered over processes, without the padding duplicates."""
-    model.eval()
-    parts = {"clean": [], "noisy": [], "denoised": []}
-    for clean, noisy in loader:
-        denoised = model(noisy).clamp(0, 1)
-        for key, value in zip(parts, accelerator.gather_for_metrics((clean, noisy, denoised))):
-            parts[key].append(value[:, 0].float().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}
+def random_crops(images: torch.Tensor, side: int) -> torch.Tensor:
+    """One random side × side crop of each image (B, C, H, W)."""
+    h, w = images.shape[-2:]
+    tops = torch.randint(0, h - side + 1, (len(images),)).tolist()
+    lefts = torch.randint(0, w - side + 1, (len(images),)).tolist()
+    return torch.stack([image[..., t:t + side, l:l + side] for image, t, l in zip(images, tops, lefts)])
 
 
 def augment(clean: torch.Tensor) -> torch.Tensor:
-    """Horizontal flips and a little contrast/brightness change, so the model is not tied to one camera."""
-    flip = torch.rand(clean.shape[0], device=clean.device) < 0.5
+    """Horizontal flips, a zoom into a random 75–100% of half the faces (other scales and framings), and a little
+    contrast/brightness change, so the model is not tied to one camera or one framing."""
+    n, device = clean.shape[0], clean.device
+    flip = torch.rand(n, device=device) < 0.5
     clean = torch.where(flip.view(-1, 1, 1, 1), clean.flip(-1), clean)
+    zoom = torch.rand(n, device=device) < 0.5
+    scale = torch.where(zoom, torch.empty(n, device=device).uniform_(0.75, 1.0), torch.ones(n, device=device))
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    theta[:, :, 2] = (1 - scale)[:, None] * torch.empty(n, 2, device=device).uniform_(-1, 1)  # stays inside the face
+    grid = torch.nn.functional.affine_grid(theta, list(clean.shape), align_corners=False)
+    zoomed = torch.nn.functional.grid_sample(clean, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    clean = torch.where(zoom.view(-1, 1, 1, 1), zoomed, clean)
     gain = torch.empty(clean.shape[0], 1, 1, 1, device=clean.device).uniform_(0.8, 1.2)
     shift = torch.empty(clean.shape[0], 1, 1, 1, device=clean.device).uniform_(-0.1, 0.1)
     mean = clean.mean(dim=(1, 2, 3), keepdim=True)
@@ -115,10 +143,24 @@ def main(args: argparse.Namespace) -> dict:
     checkpoints = Path(args.checkpoint_dir)
     resume_path = find_checkpoint(checkpoints, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
 
-    # Data: faces as an HF DatasetDict (60/20/20, by person with --people or for Olivetti), then 64 × 64 tensors
+    # Data: faces as an HF DatasetDict (60/20/20, by person with --people or for Olivetti; landmark folders by photo),
+    # then 64 × 64 tensors; --add_faces sources join the training and validation splits, each keeps its test split
     faces = load_faces(args.dataset, people=args.people)
+    if "test" not in faces:
+        raise DataError(f"{args.dataset} has no test split: give it as --add_faces, beside a --dataset that has one")
     data_summary = {split: (faces[split].num_rows, len(set(faces[split]["person"]) - {-1})) for split in faces}
-    clean = {split: as_tensor(faces_array(faces[split]), args.image_size) for split in faces}
+    sources = {source_name(args.dataset): {split: as_tensor(faces_array(faces[split]), args.image_size)
+                                           for split in faces}}
+    for source in args.add_faces:
+        added = load_faces(source)
+        sources[source_name(source)] = {split: as_tensor(faces_array(added[split]), args.image_size) for split in added}
+    if args.extra_test_dir:
+        sources[source_name(args.extra_test_dir)] = {"test": as_tensor(held_out_faces(args.extra_test_dir),
+                                                                       args.image_size)}
+    clean = {split: torch.cat([parts[split] for name, parts in sources.items() if split in parts
+                               and name != source_name(args.extra_test_dir or "")])
+             for split in ("train", "validation")}
+    clean["test"] = sources[source_name(args.dataset)]["test"]
     train_loader = DataLoader(TensorDataset(clean["train"]), batch_size=args.batch_size, shuffle=True, drop_last=True)
     val_loader = DataLoader(noisy_pairs(clean["validation"], args.noise_std), batch_size=64)
 
@@ -128,6 +170,9 @@ def main(args: argparse.Namespace) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    decay = (lambda e: 0.5 * (1 + math.cos(math.pi * e / args.epochs))) if args.lr_schedule == "cosine" else None
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay or (lambda e: 1.0))
+    accelerator.register_for_checkpointing(scheduler)  # stepped per epoch, saved and restored with the checkpoints
 
     state, saved, first_epoch = start_or_resume(accelerator, checkpoints, resume_path, {
         "history": {"train_loss": [], "val_psnr_denoised": [], "val_psnr_noisy": []}, "best_psnr": -1.0,
@@ -141,12 +186,14 @@ def main(args: argparse.Namespace) -> dict:
         total, count = 0.0, 0
         for (batch,) in train_loader:
             batch = augment(batch) if args.arch == "conv" else batch
+            batch = random_crops(batch, args.crop_size) if args.crop_size else batch
             sigma = torch.empty(batch.shape[0], device=batch.device).uniform_(*noise_range)
             loss = torch.nn.functional.mse_loss(model(add_noise(batch, sigma)), batch)
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
             total, count = total + loss.item() * batch.shape[0], count + batch.shape[0]
+        scheduler.step()
         val = denoise_batches(model, val_loader, accelerator)
         val_db = psnr(val["denoised"], val["clean"])["psnr"]
         history = state["history"]
@@ -162,21 +209,23 @@ def main(args: argparse.Namespace) -> dict:
     final.load_state_dict(best_weights)
     metrics = {"best_epoch": state["best_epoch"], "epochs": args.epochs, "parameters": n_params,
                "val_psnr_denoised": state["best_psnr"]}
-    grids = {}
-    for sigma in TEST_SIGMAS:
-        loader = accelerator.prepare(DataLoader(noisy_pairs(clean["test"], sigma), batch_size=64))
-        out = denoise_batches(model, loader, accelerator)
-        noisy_db, denoised_db = psnr(out["noisy"], out["clean"])["psnr"], psnr(out["denoised"], out["clean"])["psnr"]
-        metrics.update({f"test_psnr_noisy_{sigma}": noisy_db, f"test_psnr_denoised_{sigma}": denoised_db,
-                        f"test_psnr_gain_{sigma}": denoised_db - noisy_db})
-        grids[sigma] = out
+    test_metrics, grids = denoiser_test(model, clean["test"], accelerator, sigmas=DENOISE_TEST_SIGMAS)
+    metrics.update(test_metrics)
+    # Every source's test split on its own (the held-out source's too), at each test σ
+    metrics["sources"] = {}
+    for name, parts in sources.items():
+        held_out = args.extra_test_dir is not None and name == source_name(args.extra_test_dir)
+        entry = {"role": "held out" if held_out else "training",
+                 "images": {split: len(images) for split, images in parts.items()}}
+        if "test" in parts:
+            entry.update(denoiser_test(model, parts["test"], accelerator, split="", sigmas=DENOISE_TEST_SIGMAS)[0])
+        metrics["sources"][name] = entry
     if args.extra_test_dir:
-        extra = as_tensor(read_face_folder(args.extra_test_dir, 64).astype(np.float32) / 255.0, args.image_size)
-        out = denoise_batches(model, accelerator.prepare(DataLoader(noisy_pairs(extra, args.noise_std), batch_size=64)),
-                       accelerator)
-        metrics.update({"extra_test_images": len(extra),
-                        "extra_test_psnr_noisy": psnr(out["noisy"], out["clean"])["psnr"],
-                        "extra_test_psnr_denoised": psnr(out["denoised"], out["clean"])["psnr"]})
+        extra = sources[source_name(args.extra_test_dir)]["test"]
+        sigma = args.noise_std
+        extra_metrics = denoiser_test(model, extra, accelerator, split="", sigmas=(sigma,))[0]
+        metrics.update({"extra_test_images": len(extra), "extra_test_psnr_noisy": extra_metrics[f"psnr_noisy_{sigma}"],
+                        "extra_test_psnr_denoised": extra_metrics[f"psnr_denoised_{sigma}"]})
     metrics["wall_time_s"] = round(time.time() - start, 1)
     accelerator.print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
 
@@ -199,80 +248,15 @@ def main(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def model_card(args, metrics: dict, data_summary: dict[str, tuple[int, int]]):
+def model_card(args, metrics: dict, data_summary: dict[str, tuple[int, int]], training_command: str | None = None):
     """data_summary: split → (images, people); people = 0 when the split was by image (no person labels)."""
-    data_name = Path(args.dataset).name
-    data = dict(dataset_name=f"faces from {data_name} (test split)",
-                dataset_type=Path(args.dataset).stem.lower().replace("_", "-"), task_type="image-to-image")
-    card_metrics = []
-    for sigma in TEST_SIGMAS:
-        card_metrics += [
-            Metric(f"PSNR noisy input, σ = {sigma}", "psnr", metrics[f"test_psnr_noisy_{sigma}"], "test", **data),
-            Metric(f"PSNR denoised, σ = {sigma}", "psnr", metrics[f"test_psnr_denoised_{sigma}"], "test", **data)]
-    if "extra_test_psnr_denoised" in metrics:
-        extra = dict(dataset_name=f"{Path(args.extra_test_dir).name}: {metrics['extra_test_images']} faces from "
-                                  "another source, grayscale 64x64", dataset_type="helen-faces",
-                     task_type="image-to-image")
-        card_metrics += [Metric(f"PSNR noisy input, σ = {args.noise_std}", "psnr", metrics["extra_test_psnr_noisy"],
-                                "test", **extra),
-                         Metric(f"PSNR denoised, σ = {args.noise_std}", "psnr", metrics["extra_test_psnr_denoised"],
-                                "test", **extra)]
-    if args.arch == "mlp":
-        arch = ("the course's Table 3, exactly: the 64×64 image flattened to 4,096 values → encoder Linear(4096 → "
-                "128) → LeakyReLU (slope 0.01) → decoder Linear(128 → 4096), linear, reshaped to 64×64. No "
-                "BatchNorm, no activation in the decoder; trained with MSE on the decoder's raw output, which is "
-                "clamped to [0, 1] when the model is applied (eval mode). Other image sizes are resized to 64×64 "
-                "and back.")
-    else:
-        arch = (f"a convolutional encoder–decoder with skip connections (U-Net, widths {args.widths}, two 3×3 "
-                "conv + BatchNorm + ReLU per level) that predicts the noise and subtracts it from the input. It is "
-                "fully convolutional: trained on 64×64 faces, it runs on images of any size.")
-    noise = (f"σ drawn uniformly per image from [{args.noise_std_min}, {args.noise_std_max}]" if args.noise_std_max
-             else f"σ = {args.noise_std}")
     n_images = sum(n for n, _ in data_summary.values())
-    train_images, train_people = data_summary["train"]
-    olivetti = not args.people and train_people and n_images == OLIVETTI_SHAPE[0]  # 40 people × 10, split by person
-    if train_people:
-        how = (f"person ids from `{Path(args.people).name}`" if args.people
-               else "the Olivetti layout: 10 consecutive photos per person" if olivetti
-               else "the saved dataset's person column")
-        split = (f"`{data_name}`: {n_images} grayscale faces of "
-                 f"{sum(people for _, people in data_summary.values())} people, split 60/20/20 by person with a "
-                 f"fixed seed ({how}), so test faces belong to people never seen in training.")
-        trained_on = f"{train_images} photos of {train_people} people"
-    else:
-        split = (f"`{data_name}`: {n_images} grayscale faces, split 60/20/20 by image with a fixed seed: no person "
-                 "labels were given (--people), so one person's photos may be both in training and in test.")
-        trained_on = f"{train_images} photos"
-    licences = ["Olivetti (AT&T Laboratories Cambridge) faces: research use with credit" if olivetti
-                else f"`{data_name}`: the terms of its source (train/dae.py does not know them)"]
-    if args.extra_test_dir:
-        licences.append(f"`{Path(args.extra_test_dir).name}` (extra test only): the terms of its source; HELEN faces "
-                        "are for non-commercial research use")
     return render_model_card(
-        task="denoiser",
-        repo_id=args.hub_model_id or ("dlhub-course/face-denoiser-mlp" if args.arch == "mlp"
-                                      else "dlhub-course/face-denoiser"),
-        title="Face denoising autoencoder (" + ("mlp, the course's Table 3" if args.arch == "mlp" else "conv") + ")",
-        summary=f"Removes Gaussian noise from grayscale face photos. Architecture: {arch}",
-        usage=("clean = model.denoise([pil_image])[0]   # grayscale PIL image, same size as the input"),
-        metrics=card_metrics,
-        data_description=(f"{split} Images are scaled to [0, 1] and resized to 64×64 where needed. PSNR (MAX = 1) "
-                          "is the mean over test images of 10·log10(1/MSE), with fixed noise draws (the same in "
-                          "every run and for both architectures)."),
-        data_licence="; ".join(licences) + ".",
-        training_command=command_line(),
-        training_details=(f"Noise x̃ = clip(x + σ·ε, 0, 1), ε ~ N(0, 1), drawn fresh in every step ({noise}). MSE "
-                          f"loss, Adam, lr {args.lr}, weight decay {args.weight_decay}, batch {args.batch_size}, "
-                          f"{args.epochs} epochs; the epoch with the best validation PSNR at σ = {args.noise_std} "
-                          f"(epoch {metrics['best_epoch']}) is kept. {metrics['parameters']:,} parameters; wall time "
-                          f"{metrics['wall_time_s'] / 60:.1f} min on the machine that trained it."),
-        limitations=(f"Trained on {trained_on}, grayscale: other noise types (JPEG artefacts, Poisson noise, blur) "
-                     "are outside what it learned. PSNR is measured on synthetic noise added to clean photos."),
-        images=[("denoising_grid.png", "clean / noisy / denoised test faces"),
-                ("training_curves.png", "training loss and validation PSNR per epoch")],
-        tags=["denoising", "autoencoder", "faces"],
-    )
+        "denoiser", args=args, metrics=metrics, training_command=training_command or command_line(),
+        repo_id=args.hub_model_id or ("dlhub-course/face-denoiser-mlp" if args.arch == "mlp" else None),
+        data_summary=data_summary, test_sigmas=DENOISE_TEST_SIGMAS,
+        # load_faces splits Olivetti's layout (40 people × 10) by person without --people
+        olivetti_layout=bool(not args.people and data_summary["train"][1] and n_images == OLIVETTI_SHAPE[0]))
 
 
 if __name__ == "__main__":

