@@ -253,7 +253,7 @@ def evaluate_commands(model, args, accelerator, dataset: DatasetRef) -> Evaluati
                                                          batch_size=args.batch_size))
     metrics, _ = commands_test(model, loader, accelerator, args.split)
     s = args.split
-    metrics[f"{s}_speakers"] = len(set(part["speaker"]) - {""})
+    metrics[f"{s}_speakers"] = len(set(part["speaker"]) - {""}) if "speaker" in part.column_names else 0
     row = dict(split=s, task_type=TASK_TYPES["commands"], dataset_name=dataset.name, dataset_type=dataset.type)
     results = [Result(f"{s} accuracy ({n_labels} labels)", "accuracy", metrics[f"{s}_accuracy"], **row)]
     if f"{s}_command_accuracy" in metrics:

@@ -142,9 +142,11 @@ def recognise(path: str | None, model: str | None = models.DEFAULT):
         verdict += "\nAll the words found, in order: " + ", ".join(
             f"**{top_label(d)}** ({d['start']:.1f}–{d['end']:.1f} s)" if top_label(d) in WORDS
             else f"a word that is not a command ({d['start']:.1f}–{d['end']:.1f} s)" for d in spoken)
-    clip = audio.window(x, detections[chosen]["start"], detections[chosen]["end"], classifier.window)
-    padded = np.pad(clip, (0, classifier.encoder.window - len(clip)))
-    spectrogram = classifier.encoder.log_mel(torch.from_numpy(padded)[None])[0].numpy()
+    spectrogram = None  # wav2vec2 and HuBERT read the waveform itself: only Whisper has a log-mel input to show
+    if classifier.encoder.is_whisper:
+        clip = audio.window(x, detections[chosen]["start"], detections[chosen]["end"], classifier.window)
+        padded = np.pad(clip, (0, classifier.encoder.window - len(clip)))
+        spectrogram = classifier.encoder.log_mel(torch.from_numpy(padded)[None])[0].numpy()
     return scores, verdict + answered, plot_heard(x, detections, chosen, spectrogram)
 
 
@@ -193,9 +195,10 @@ def describe(m, metrics: dict) -> str:
     others = [label for label in m.labels if label not in WORDS]
     classes = f"the ten words and {' and '.join(f'`{c}`' for c in others)}" if others else "the ten words"
     if "test_command_accuracy" in metrics:
-        measured = (f"; on {metrics['test_speakers']} speakers it never heard: ten words {metrics['test_command_accuracy']:.3f}"
-                    f", other words rejected {metrics['test_unknown_rejected']:.3f}, noise rejected "
-                    f"{metrics['test_silence_rejected']:.3f}")
+        rejected = [f"{what} rejected {metrics[key]:.3f}" for what, key in (
+            ("other words", "test_unknown_rejected"), ("noise", "test_silence_rejected")) if key in metrics]
+        measured = (f"; on {metrics['test_speakers']} speakers it never heard: ten words "
+                    f"{metrics['test_command_accuracy']:.3f}" + "".join(f", {r}" for r in rejected))
     elif metrics:
         measured = (f", accuracy {metrics['test_accuracy']:.3f} on {metrics['test_clips']} clips of "
                     f"{metrics['test_speakers']} speakers it never heard")

@@ -35,9 +35,12 @@ DEFAULT, BUNDLED = "default", "bundled"
 # Models kept loaded per task (benchmarks/model_cache.py measures the memory of three per task: MODEL_CACHE.md)
 CACHE_SIZE = int(os.environ.get("DLHUB_SPACE_MODELS_PER_TASK", "3"))
 LISTING_TTL_S = 300.0  # the Hub's listing of a task's models is asked again after this long
-# Each task's main metric in its cards' model-index (a prefix of the metric's name) and whether higher is better
+# Each task's main metric in its cards' model-index (a prefix of the metric's name) and whether higher is better;
+# COMPARABLE: other names of the same figure in older cards (a ten-word commands model's "test accuracy")
 MAIN_METRIC = {"regression": ("validation MSE, reweighted", False), "denoiser": ("PSNR denoised, σ = 0.2", True),
-               "signs": ("test accuracy", True), "landmarks": ("test NME", False), "commands": ("test accuracy", True)}
+               "signs": ("test accuracy", True), "landmarks": ("test NME", False),
+               "commands": ("ten-word accuracy", True)}
+COMPARABLE = {"commands": ("test accuracy",)}
 SORTS = ["main metric", "last modified", "downloads", "likes"]
 COLUMNS = ["model", "from", "main metric", "parameters", "last modified", "downloads", "likes", "card",
            "results (metric — dataset, split: value)"]
@@ -130,10 +133,12 @@ class ModelCache:
                 model = dlhub.load(self.task, choice.source, progress=report)
                 if self.prepare is not None:
                     self.prepare(model)
-            finally:
+            except BaseException:
                 with self._lock:
                     self._loading.pop(choice.cache_key, None)
-            with self._lock:
+                raise
+            with self._lock:  # in one step: a request arriving now finds the model, not a second load to start
+                self._loading.pop(choice.cache_key, None)
                 self._models[choice.cache_key] = model
                 while len(self._models) > self.size:
                     dropped, _ = self._models.popitem(last=False)
@@ -219,8 +224,11 @@ def bundled(task: str) -> tuple[ListedModel, ...]:
 
 
 def main_metric(task: str, listed: ListedModel) -> float | None:
-    prefix, _ = MAIN_METRIC[task]
-    return next((r.value for r in listed.results if r.metric.startswith(prefix)), None)
+    for prefix in (MAIN_METRIC[task][0], *COMPARABLE.get(task, ())):
+        value = next((r.value for r in listed.results if r.metric.startswith(prefix)), None)
+        if value is not None:
+            return value
+    return None
 
 
 def known_choices(task: str, labels: dict | None = None, ask: bool = False) -> list[tuple[str, str]]:

@@ -172,10 +172,26 @@ def split_by_speaker(rows, root: Path, seed: int = SPLIT_SEED) -> dict[str, list
     lists = {split: root / f"{split}_list.txt" for split in ("validation", "testing")}
     if all(p.is_file() for p in lists.values()):
         named = {split: set(p.read_text().split()) for split, p in lists.items()}
-        return {"train": [r for r in rows if r[0] not in named["validation"] | named["testing"]],
-                "validation": [r for r in rows if r[0] in named["validation"]],
-                "test": [r for r in rows if r[0] in named["testing"]]}
+        listed = named["validation"] | named["testing"]
+        # the lists name speech only: noise is held out as hold_out_speakers does it, so every split has some
+        noise = [r for r in rows if r[1] == LABELS.index(SILENCE) and r[0] not in listed]
+        noise_split = split_groups([group_of(r) for r in noise], ("validation", "test"), seed + 1)
+        noise_paths = {r[0] for r in noise}
+        return {"train": [r for r in rows if r[0] not in listed and r[0] not in noise_paths]
+                + [r for r in noise if noise_split[group_of(r)] == "train"],
+                "validation": [r for r in rows if r[0] in named["validation"]]
+                + [r for r in noise if noise_split[group_of(r)] == "validation"],
+                "test": [r for r in rows if r[0] in named["testing"]]
+                + [r for r in noise if noise_split[group_of(r)] == "test"]}
     return hold_out_speakers(rows, root, ("validation", "test"), seed)
+
+
+def split_groups(keys: list[str], held: tuple[str, ...], seed: int) -> dict[str, str]:
+    """group → split: 10% of the groups (at least one) to each of `held`, with a fixed seed; the rest to train."""
+    groups = sorted(set(keys))
+    order = np.random.default_rng(seed).permutation(len(groups))
+    n_held = max(1, round(HELD_OUT * len(groups)))
+    return {groups[g]: held[rank // n_held] if rank < n_held * len(held) else "train" for rank, g in enumerate(order)}
 
 
 def hold_out_speakers(rows, root: Path, held: tuple[str, ...], seed: int = SPLIT_SEED) -> dict[str, list]:
@@ -189,12 +205,7 @@ def hold_out_speakers(rows, root: Path, held: tuple[str, ...], seed: int = SPLIT
     noise = sorted(set(keys) - set(speech))
     if len(speech) < len(held) + 1:
         raise DataError(f"{root}: {len(speech)} speakers are too few for {'/'.join(('train',) + held)} splits")
-    split_of = {}
-    for groups, offset in ((speech, 0), (noise, 1)):  # speakers and noise each split 80/10/10 on their own
-        order = np.random.default_rng(seed + offset).permutation(len(groups))
-        n_held = max(1, round(HELD_OUT * len(groups)))
-        split_of.update({groups[g]: held[rank // n_held] if rank < n_held * len(held) else "train"
-                         for rank, g in enumerate(order)})
+    split_of = {**split_groups(speech, held, seed), **split_groups(noise, held, seed + 1)}  # each 80/10/10
     return {split: [r for r, k in zip(rows, keys) if split_of[k] == split] for split in ("train",) + held}
 
 
