@@ -4,7 +4,8 @@ padding, and the bundled model's accuracy on the validation speakers, clean and 
     python benchmarks/commands.py                       # prints a Markdown table
     python benchmarks/commands.py --json results.json   # and writes the numbers
 
-Latency: `model.predict([samples], 16000)` end to end (speech detection, Whisper log-mel, encoder, pooling, head).
+Latency: `model.predict([samples], 16000)` end to end (speech detection, Whisper log-mel, encoder, pooling, head), with
+the encoder in ONNX Runtime as the Space runs it, and again in PyTorch.
 The reference runs the same encoder the way Whisper is usually called: `WhisperFeatureExtractor` padding to 30 s and
 the full 1500-position encoder. Accuracy needs ../shared/data/speech_commands (validation speakers only: the test
 speakers stay for the training script's single final evaluation).
@@ -13,6 +14,7 @@ speakers stay for the training script's single final evaluation).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import torch
 from timing import Report, add_card_argument, latency_ms, throughput  # benchmarks/timing.py (run from its folder)
 
 import dlhub
-from dlhub.commands import CommandClassifier
+from dlhub.commands import SAMPLES_PER_STATE, CommandClassifier
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,9 +81,15 @@ def main() -> dict:
     clip += rng.normal(0, 0.003, 16000).astype(np.float32)  # a voiced burst mid-clip: latency does not depend on words
     reference = whisper_30s(model)
     with torch.inference_mode():
-        results = {"threads": torch.get_num_threads()}
+        results = {"threads": torch.get_num_threads(), "clip_s": model.clip_s, "pad_s": model.pad_s,
+                   "positions": model.encoder.window // SAMPLES_PER_STATE, "onnx": model.onnx_session() is not None}
         results["latency_ms"], results["latency_p95_ms"] = latency_ms(lambda: model.predict([clip], 16000),
                                                                       args.repeats)
+        if results["onnx"]:  # the same pipeline in PyTorch: what ONNX Runtime saves
+            os.environ["DLHUB_ONNX"] = "0"
+            results["pytorch_latency_ms"], results["pytorch_latency_p95_ms"] = latency_ms(
+                lambda: model.predict([clip], 16000), args.repeats)
+            del os.environ["DLHUB_ONNX"]
         results["whisper_30s_latency_ms"], results["whisper_30s_latency_p95_ms"] = latency_ms(
             lambda: reference(clip), max(5, args.repeats // 10))
         batch = [clip] * 32
@@ -92,8 +100,14 @@ def main() -> dict:
     report(f"Spoken commands, one 1-second clip, {results['threads']} CPU threads\n")
     report("| pipeline | latency, one clip (ms, median / p95) | throughput (clips/s, batch 32) |")
     report("|---|---|---|")
-    report(f"| bundled: speech window 1 s + 1 s silence, 100 encoder positions | {results['latency_ms']:.1f} / "
-          f"{results['latency_p95_ms']:.1f} | {results['clips_per_s']:.0f} |")
+    window = (f"the word's {model.clip_s:g} s" + (f" + {model.pad_s:g} s of silence" if model.pad_s else "")
+              + f", {results['positions']} encoder positions")
+    runtime = "ONNX Runtime" if results["onnx"] else "PyTorch"
+    report(f"| {window}, in {runtime} | {results['latency_ms']:.1f} / {results['latency_p95_ms']:.1f} | "
+           f"{results['clips_per_s']:.0f} |")
+    if "pytorch_latency_ms" in results:
+        report(f"| the same in PyTorch | {results['pytorch_latency_ms']:.1f} / "
+               f"{results['pytorch_latency_p95_ms']:.1f} | |")
     report(f"| Whisper's usual 30 s padding, 1500 positions (encoder only) | {results['whisper_30s_latency_ms']:.0f} / "
           f"{results['whisper_30s_latency_p95_ms']:.0f} | |")
     report(f"\nspeed-up over 30 s padding: {results['speedup_vs_30s']:.1f}×; target: at most 30 ms per clip")

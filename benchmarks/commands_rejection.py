@@ -5,6 +5,7 @@ whose cross-validated rejection of other words reaches 95%.
 
     python benchmarks/commands_rejection.py                        # from the repository root; prints a Markdown table
     python benchmarks/commands_rejection.py --card checkpoints/commands
+    python benchmarks/commands_rejection.py --pad_s 0 0.4 1 --card checkpoints/commands   # and the window's length
 
 The features are the ones train/commands.py cached (same encoder settings, same augmented copies, same --dataset
 spelling), so only the heads are trained here: 5 folds × --epochs, about 10 min on 2 CPU cores. Each fold trains on
@@ -19,10 +20,11 @@ import argparse
 import numpy as np
 import torch
 from datasets import Audio
-from timing import Report, add_card_argument  # benchmarks/timing.py
+from timing import Report, add_card_argument, latency_ms  # benchmarks/timing.py
 
 from dlhub import audio
-from dlhub.commands import CACHE_DIR, CommandClassifier, cached_features, feature_cache, keyword_spotting_report
+from dlhub.commands import (CACHE_DIR, SAMPLES_PER_STATE, CommandClassifier, cached_features, feature_cache,
+                            keyword_spotting_report)
 from dlhub.data.speech_commands import LABELS, WORDS, group_of, load_speech_commands
 
 BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -70,24 +72,71 @@ def main() -> list[dict]:
     p.add_argument("--augment_copies", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=20)
+    defaults = CommandClassifier()
+    p.add_argument("--clip_s", type=float, default=defaults.clip_s, help="as train/commands.py --clip_s")
+    p.add_argument("--pad_s", type=float, nargs="+", default=[defaults.pad_s],
+                   help="as train/commands.py --pad_s; several values: one table each, then a comparison with latency")
     p.add_argument("--json", default=None)
     add_card_argument(p)
     args = p.parse_args()
     report = Report("commands_rejection.py")
     data = load_speech_commands(args.dataset)
-    model = CommandClassifier()  # the default encoder settings, as the bundled model's
-    cache = feature_cache(args.cache_dir, model.encoder_name, model.clip_s, model.pad_s, model.layers)
-    train = split_features(model, data, "train", args.augment_copies, args.seed, cache)
-    validation = split_features(model, data, "validation", 0, args.seed, cache)[0]
-    n_train = data["train"].num_rows
     labels = np.array(list(data["train"]["label"]) + list(data["validation"]["label"]))
     groups = []
     for split in ("train", "validation"):
         paths = [a["path"] for a in data[split].cast_column("audio", Audio(decode=False))["audio"]]
         groups += [group_of((path, 0, speaker)) for path, speaker in zip(paths, data[split]["speaker"])]
     groups = np.array(groups)
-    clean = torch.cat([train[0], validation])
+    n_speakers = len(set(data["train"]["speaker"]) | set(data["validation"]["speaker"]) - {""})
+    not_command = torch.tensor([label not in WORDS for label in LABELS], dtype=torch.float32)
+    results, chosen = [], {}
+    for pad_s in args.pad_s:
+        model = CommandClassifier(clip_s=args.clip_s, pad_s=pad_s)  # the other settings as the bundled model's
+        logits = cross_validated_logits(model, data, labels, groups, args)
+        report(f"{len(labels)} clips ({n_speakers} speakers, and noise), speaker-grouped 5-fold cross-validation, "
+               f"heads of {args.epochs} epochs; encoder input: the word's {args.clip_s:g} s + {pad_s:g} s of "
+               "silence\n")
+        report("| rejection bias | accuracy (12 classes) | ten words | other words rejected | noise rejected |\n"
+               "|---|---|---|---|---|")
+        rows = []
+        for bias in BIASES:
+            scores = keyword_spotting_report(torch.softmax(logits + bias * not_command, 1).numpy(), labels, LABELS)
+            rows.append({"pad_s": pad_s, "rejection_bias": bias, **scores})
+            report(f"| {bias:g} | {scores['accuracy_all_classes']:.4f} | {scores['command_accuracy']:.4f} | "
+                   f"{scores['unknown_rejected']:.4f} | {scores['silence_rejected']:.4f} |")
+        chosen[pad_s] = next((r for r in rows if r["unknown_rejected"] >= 0.95), None)
+        report(f"\nthe smallest bias rejecting at least 95% of other words: "
+               f"{chosen[pad_s]['rejection_bias'] if chosen[pad_s] else 'none'}"
+               + (" (the bundled model's: `rejection_bias` in its config.json)\n" if pad_s == defaults.pad_s else "\n"))
+        results += rows
+    if len(args.pad_s) > 1:
+        report("Silence after the word: accuracy at each setting's chosen bias, and the time of one 1-s clip "
+               "(`model.predict`, ONNX Runtime, median of 50)\n")
+        report("| silence after the word | encoder positions | latency (ms) | bias | ten words | other words rejected "
+               "| noise rejected |\n|---|---|---|---|---|---|---|")
+        for pad_s in args.pad_s:
+            model = CommandClassifier(clip_s=args.clip_s, pad_s=pad_s).eval()
+            clip = np.random.default_rng(0).normal(0, 0.05, model.window).astype(np.float32)
+            with torch.inference_mode():
+                latency = latency_ms(lambda: model.predict([clip], audio.SAMPLING_RATE), 50)[0]
+            row = chosen[pad_s] or {"rejection_bias": float("nan"), "command_accuracy": float("nan"),
+                                    "unknown_rejected": float("nan"), "silence_rejected": float("nan")}
+            shipped = " (shipped)" if pad_s == defaults.pad_s else ""
+            report(f"| {pad_s:g} s{shipped} | {model.encoder.window // SAMPLES_PER_STATE} | {latency:.1f} | "
+                   f"{row['rejection_bias']:g} | {row['command_accuracy']:.4f} | {row['unknown_rejected']:.4f} | "
+                   f"{row['silence_rejected']:.4f} |")
+            results.append({"pad_s": pad_s, "latency_ms": latency})
+    return report.finish(args.card, args.json, results)
 
+
+def cross_validated_logits(model: CommandClassifier, data, labels: np.ndarray, groups: np.ndarray,
+                           args: argparse.Namespace) -> torch.Tensor:
+    """Out-of-fold logits (no bias) of every train + validation clip, speakers grouped into 5 folds."""
+    cache = feature_cache(args.cache_dir, model.encoder_name, model.clip_s, model.pad_s, model.layers)
+    train = split_features(model, data, "train", args.augment_copies, args.seed, cache)
+    validation = split_features(model, data, "validation", 0, args.seed, cache)[0]
+    n_train = data["train"].num_rows
+    clean = torch.cat([train[0], validation])
     folds = np.unique(groups)
     np.random.default_rng(1).shuffle(folds)
     logits = torch.zeros(len(labels), len(LABELS))
@@ -98,24 +147,7 @@ def main() -> list[dict]:
         x = torch.cat([clean[rows]] + [copy[augmented] for copy in train[1:]])
         y = torch.tensor(np.concatenate([labels[rows]] + [labels[augmented]] * (len(train) - 1)))
         logits[torch.from_numpy(test)] = fold_logits(x, y, clean[test], args.epochs)
-
-    not_command = torch.tensor([label not in WORDS for label in LABELS], dtype=torch.float32)
-    results = []
-    n_speakers = len(set(data["train"]["speaker"]) | set(data["validation"]["speaker"]) - {""})
-    report(f"{len(labels)} clips ({n_speakers} speakers, and noise), speaker-grouped 5-fold cross-validation, heads "
-           f"of {args.epochs} epochs\n")
-    report("| rejection bias | accuracy (12 classes) | ten words | other words rejected | noise rejected |\n"
-           "|---|---|---|---|---|")
-    for bias in BIASES:
-        probs = torch.softmax(logits + bias * not_command, 1).numpy()
-        scores = keyword_spotting_report(probs, labels, LABELS)
-        results.append({"rejection_bias": bias, **scores})
-        report(f"| {bias:g} | {scores['accuracy_all_classes']:.4f} | {scores['command_accuracy']:.4f} | "
-               f"{scores['unknown_rejected']:.4f} | {scores['silence_rejected']:.4f} |")
-    chosen = next((r["rejection_bias"] for r in results if r["unknown_rejected"] >= 0.95), None)
-    report(f"\nthe smallest bias rejecting at least 95% of other words: {chosen if chosen is not None else 'none'} "
-           f"(the bundled model's: `rejection_bias` in its config.json)")
-    return report.finish(args.card, args.json, results)
+    return logits
 
 
 if __name__ == "__main__":

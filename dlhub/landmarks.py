@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from dlhub import onnx
 from dlhub.backbones import architecture
 from dlhub.data.landmarks import FLIP_INDEX, N_POINTS, OUTER_EYE_CORNERS
 from dlhub.errors import DataError
@@ -109,7 +110,7 @@ class LandmarkModel(HubModel):
         x = self.preprocess(faces).to(self.mean.device)
         if not len(x):
             return []
-        points = ((self(x) + 1) / 2).cpu().numpy()  # [0, 1] of the crop
+        points = ((onnx.forward(self, x, "landmarks") + 1) / 2).cpu().numpy()  # [0, 1] of the crop
         return [p * np.array(face.size, np.float32) for p, face in zip(points, faces)]
 
     def detect_and_predict(self, photo: Image.Image, refine: bool = True) -> list[dict]:

@@ -3,6 +3,7 @@ still load), the bundled model on voices it never heard (espeak-ng), other words
 end with a push to and pull from the test Hub."""
 
 import json
+from collections import OrderedDict
 import sys
 
 import numpy as np
@@ -185,3 +186,39 @@ def test_an_unreachable_encoder_names_the_offline_one():
 def test_classifier_shapes():
     model = CommandClassifier(layers=(2, 6), hidden=16)
     assert model(torch.zeros(3, 2 * 2 * 512)).shape == (3, 12) and model.labels == LABELS
+
+
+def test_onnx_runtime_and_pytorch_give_the_same_features(monkeypatch, tmp_path):
+    """On the CPU the encoder and pooling run in ONNX Runtime (exported once into the cache); PyTorch, used with
+    DLHUB_ONNX=0 or when the export fails, computes the same features. The encoder runs only the layers read."""
+    import dlhub.onnx
+
+    monkeypatch.setattr(dlhub.onnx, "CACHE_DIR", tmp_path)  # a fresh export, not one left by an earlier version
+    monkeypatch.setattr(dlhub.onnx, "_SESSIONS", OrderedDict())
+    model = CommandClassifier(clip_s=0.4, pad_s=0.2, layers=(2, 3), hidden=16)
+    assert model.encoder.depth == 3 and len(model.encoder.model.layers) == 3 and model.encoder.num_layers == 6
+    clips = torch.from_numpy(np.stack([burst(0.4, at=0.1), burst(0.4, at=0.2, length=0.1)]))
+    features = model.features(clips)
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == ["openai--whisper-base_clip0.4_pad0.2_layers2-3.onnx"]
+    probs = model.probabilities(clips)  # the whole model as one graph, named by its weights
+    assert len(list((tmp_path / "onnx").iterdir())) == 2
+    with torch.no_grad():
+        model.head[-1].bias[0] += 3.0  # changed weights: a new graph, never a stale one
+    changed = model.probabilities(clips)
+    assert len(list((tmp_path / "onnx").iterdir())) == 3
+    monkeypatch.setenv("DLHUB_ONNX", "0")
+    assert np.allclose(model.probabilities(clips), changed, atol=1e-5) and not np.allclose(probs, changed, atol=1e-3)
+    reference = model.features(clips)
+    assert features.shape == reference.shape == (2, 2 * 2 * 512)
+    assert (features - reference).abs().max() <= 1e-4 * reference.abs().max()
+
+    stft = torch.stft(clips, 400, 160, window=torch.hann_window(400), return_complex=True).abs() ** 2
+    mel = torch.clamp(model.encoder.mel_filters @ stft[..., :-1], min=1e-10).log10()
+    whisper_log_mel = (torch.maximum(mel, mel.amax((1, 2), keepdim=True) - 8) + 4) / 4
+    assert torch.allclose(model.encoder.log_mel(clips), whisper_log_mel, atol=1e-4)  # the DFT convolution is Whisper's
+
+    monkeypatch.delenv("DLHUB_ONNX")
+    monkeypatch.setattr(dlhub.onnx, "_SESSIONS", OrderedDict())
+    monkeypatch.setattr(dlhub.onnx, "CACHE_DIR", tmp_path / "empty")
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no exporter")))
+    assert torch.equal(model.features(clips), reference)

@@ -293,8 +293,9 @@ def test_commands_tab_continuous_mode_lists_words_as_they_end():
     for i in range(0, len(stream), rate // 2):  # half-second chunks, as the browser streams them
         shown, state = commands.listen((rate, stream[i:i + rate // 2]), state)
     shown, state = commands.listen((rate, np.zeros(rate, np.int16)), state)  # a pause ends the last word
-    assert [w for _, w in state["heard"]] == words, shown
-    assert all(f"**{w}**" in shown for w in words)
+    # "?" marks a word heard with p < 0.5; how sure the model is of a synthetic voice is not what this test checks
+    assert [w.rstrip("?") for _, w in state["heard"]] == words, shown
+    assert all(f"**{w}" in shown for w in words)
 
 
 def test_commands_tab_continuous_mode_lists_only_commands():

@@ -44,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--encoder", default=ENCODERS[0], help=f"a frozen speech encoder: {', '.join(ENCODERS)}")
     p.add_argument("--layers", type=int, nargs="+", default=[3, 4, 5, 6], help="hidden states read (0 = input)")
     p.add_argument("--clip_s", type=float, default=1.0)
-    p.add_argument("--pad_s", type=float, default=1.0, help="silence after the clip, as Whisper expects padding")
+    p.add_argument("--pad_s", type=float, default=0.4, help="silence after the clip, as Whisper expects padding "
+                   "(0.4 s: as accurate as 1 s in speaker-grouped cross-validation, in less time)")
     p.add_argument("--augment_copies", type=int, default=4, help="augmented copies of each training clip")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--dropout", type=float, default=0.3)
