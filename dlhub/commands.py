@@ -210,21 +210,23 @@ class CommandClassifier(HubModel):
         digest of the head's weights: one call, no PyTorch thread pool waking beside ONNX Runtime's."""
         self.eval()
         encoder = self.encoder
-        graph = None
-        if encoder.is_whisper and self.feature_mean.device.type == "cpu":
-            pipeline = nn.Sequential(self._pooled_features(encoder), self)
-            graph = onnx.session(f"{self._setting_name()}_bias{self.rejection_bias:g}_{onnx.weights_digest(self)}",
-                                 pipeline, torch.zeros(1, encoder.window))
-        if graph is None:
-            clips = torch.as_tensor(clips).to(self.feature_mean.device)
-            clips = nn.functional.pad(clips, (0, encoder.window - clips.shape[1]))
-            return torch.softmax(self(self._pooled_features(encoder)(clips)), 1).cpu().numpy()
-        # NumPy around the graph: a PyTorch op here would wake its own threads beside ONNX Runtime's, which costs
-        # more than the op (measured: about 5 ms a clip on 2 cores)
-        clips = np.pad(np.asarray(clips, np.float32), ((0, 0), (0, encoder.window - clips.shape[1])))
-        logits = graph.run(None, {"input": clips})[0]
-        probs = np.exp(logits - logits.max(1, keepdims=True))
-        return probs / probs.sum(1, keepdims=True)
+        if encoder.is_whisper and self.feature_mean.device.type == "cpu" and onnx.enabled():
+            try:
+                pipeline = nn.Sequential(self._pooled_features(encoder), self)
+                graph = onnx.session(f"{self._setting_name()}_bias{self.rejection_bias:g}_"
+                                     f"{onnx.weights_digest(self)}", pipeline, torch.zeros(1, encoder.window))
+                if graph is not None:
+                    # NumPy around the graph: a PyTorch op here would wake its own threads beside ONNX Runtime's,
+                    # which costs more than the op (measured: about 5 ms a clip on 2 cores)
+                    x = np.pad(np.asarray(clips, np.float32), ((0, 0), (0, encoder.window - clips.shape[1])))
+                    logits = graph.run(None, {"input": x})[0]
+                    probs = np.exp(logits - logits.max(1, keepdims=True))
+                    return probs / probs.sum(1, keepdims=True)
+            except Exception as err:  # noqa: BLE001 - ONNX Runtime costs speed when it fails, never the answer
+                log.warning("dlhub: ONNX Runtime failed (%s: %s); this call runs in PyTorch", type(err).__name__, err)
+        clips = torch.as_tensor(clips).to(self.feature_mean.device)
+        clips = nn.functional.pad(clips, (0, encoder.window - clips.shape[1]))
+        return torch.softmax(self(self._pooled_features(encoder)(clips)), 1).cpu().numpy()
 
     def _setting_name(self) -> str:
         return (f"{self.encoder_name.replace('/', '--')}_clip{self.clip_s:g}_pad{self.pad_s:g}_layers"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -20,9 +22,11 @@ from torch import nn
 from dlhub.cache import CACHE_DIR
 
 log = logging.getLogger("dlhub")
-_LOCK = threading.Lock()
+GRAPH_VERSION = 1  # in every graph's file name: raise it when the exported computation changes
+_LOCK = threading.Lock()  # guards the two dicts below, never held while a graph is built
 _SESSIONS: OrderedDict[str, object] = OrderedDict()
-MAX_SESSIONS = 16  # the least recently used are dropped: a Space that loads many models does not keep them all
+_BUILDING: dict[str, threading.Lock] = {}
+MAX_SESSIONS = 8  # the least recently used are dropped: about the Space's 3 models per task of the two tasks using it
 
 
 def enabled() -> bool:
@@ -31,29 +35,44 @@ def enabled() -> bool:
 
 def export(module: nn.Module, example: torch.Tensor, path: Path) -> None:
     """`module(example)` → one output, as an ONNX graph with a free batch dimension (first axis in and out), written
-    under a temporary name and renamed when whole (no half file is ever read)."""
+    under a temporary name of its own and renamed when whole (no half file is ever read, by any process)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-        torch.onnx.export(module.eval(), (example,), str(tmp), input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    tmp.replace(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+            torch.onnx.export(module.eval(), (example,), tmp, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17,
+                              dynamo=False)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def session(name: str, module: nn.Module, example: torch.Tensor):
     """The ONNX Runtime session of `module` cached as `DLHUB_CACHE/onnx/<name>.onnx` (exported on first use; `name`
-    must identify the weights and input shape), shared by every caller in the process; None where it cannot run."""
+    must identify the weights and input shape), shared by every caller in the process; None where it cannot run.
+    A graph being built makes only the callers of that graph wait."""
     if not enabled():
         return None
-    with _LOCK:  # one export per process, however many requests arrive at once
-        if name not in _SESSIONS:
-            _SESSIONS[name] = _new_session(CACHE_DIR / "onnx" / f"{name}.onnx", module, example)
+    name = f"{name}-g{GRAPH_VERSION}"
+    with _LOCK:
+        if name in _SESSIONS:
+            _SESSIONS.move_to_end(name)
+            return _SESSIONS[name]
+        building = _BUILDING.setdefault(name, threading.Lock())
+    with building:  # one export per graph, however many requests arrive at once
+        with _LOCK:
+            if name in _SESSIONS:
+                return _SESSIONS[name]
+        made = _new_session(CACHE_DIR / "onnx" / f"{name}.onnx", module, example)
+        with _LOCK:
+            _SESSIONS[name] = made
             while len(_SESSIONS) > MAX_SESSIONS:
                 _SESSIONS.popitem(last=False)
-        _SESSIONS.move_to_end(name)
-        return _SESSIONS[name]
+            _BUILDING.pop(name, None)
+        return made
 
 
 def forward(model: nn.Module, x: torch.Tensor, prefix: str) -> torch.Tensor:
@@ -61,22 +80,35 @@ def forward(model: nn.Module, x: torch.Tensor, prefix: str) -> torch.Tensor:
     digest of the weights and the input shape, so a changed model is exported again, never run stale."""
     if model.training or x.device.type != "cpu" or not enabled():
         return model(x)
-    graph = session(f"{prefix}-{weights_digest(model)}-{'x'.join(map(str, x.shape[1:]))}", model, x[:1])
-    return model(x) if graph is None else run(graph, x)
+    try:
+        graph = session(f"{prefix}-{weights_digest(model)}-{'x'.join(map(str, x.shape[1:]))}", model, x[:1])
+        if graph is not None:
+            return run(graph, x)
+    except Exception as err:  # noqa: BLE001 - ONNX Runtime costs speed when it fails, never the answer
+        log.warning("dlhub: ONNX Runtime failed (%s: %s); this call runs in PyTorch", type(err).__name__, err)
+    return model(x)
 
 
 def weights_digest(model: nn.Module) -> str:
-    """A digest of every parameter and buffer, recomputed only when one has changed in place (a tensor's version)."""
+    """A digest of every parameter and buffer, recomputed only when one has changed (another tensor, or one changed in
+    place: its version; inference tensors, which have no version, are hashed every time)."""
     tensors = [*model.parameters(), *model.buffers()]
-    versions = tuple((t.data_ptr(), t._version) for t in tensors)
+    if any(t.is_inference() for t in tensors):
+        return _digest(tensors)
+    versions = tuple((id(t), t.data_ptr(), t._version) for t in tensors)
     cached = model.__dict__.get("_dlhub_digest")
-    if cached is None or cached[0] != versions:
-        sha = hashlib.sha256()
-        for t in tensors:
-            sha.update(t.detach().cpu().contiguous().numpy().tobytes())
-        cached = (versions, sha.hexdigest()[:16])
+    if cached is None or cached[0] != versions or any(ref() is not t for ref, t in zip(cached[2], tensors)):
+        cached = (versions, _digest(tensors), [weakref.ref(t) for t in tensors])
         model.__dict__["_dlhub_digest"] = cached
     return cached[1]
+
+
+def _digest(tensors: list[torch.Tensor]) -> str:
+    sha = hashlib.sha256()
+    for t in tensors:
+        sha.update(str(t.dtype).encode())
+        sha.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()[:16]
 
 
 def _new_session(path: Path, module: nn.Module, example: torch.Tensor):
@@ -85,18 +117,18 @@ def _new_session(path: Path, module: nn.Module, example: torch.Tensor):
     except ImportError:
         log.info("dlhub: onnxruntime is not installed; inference runs in PyTorch")
         return None
-    try:
-        if not path.is_file():
-            export(module, example, path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        if os.environ.get("SPIN") == "0":
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as err:  # noqa: BLE001 - an export or runtime that fails costs speed, never the answer
-        log.warning("dlhub: ONNX Runtime cannot run %s (%s: %s); inference runs in PyTorch", path.name,
-                    type(err).__name__, err)
-        return None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    for attempt in range(2):  # a file that will not load (left by a crash, another version) is exported again once
+        try:
+            if attempt or not path.is_file():
+                export(module, example, path)
+            return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - an export or runtime that fails costs speed, never the answer
+            failure = err
+    log.warning("dlhub: ONNX Runtime cannot run %s (%s: %s); inference runs in PyTorch", path.name,
+                type(failure).__name__, failure)
+    return None
 
 
 def run(session, x: torch.Tensor) -> torch.Tensor:

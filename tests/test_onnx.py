@@ -67,5 +67,14 @@ def test_the_bundled_landmark_model_answers_the_same_in_onnx_runtime(monkeypatch
     model = dlhub.load("landmarks")
     face = Image.fromarray((np.random.default_rng(0).random((224, 224, 3)) * 255).astype(np.uint8))
     fast = model.predict([face])[0]
+    assert list(onnx._SESSIONS.values()) and all(s is not None for s in onnx._SESSIONS.values())  # ORT did run
     monkeypatch.setenv("DLHUB_ONNX", "0")
     assert np.abs(fast - model.predict([face])[0]).max() < 1e-3  # pixels of the 224 crop
+
+
+def test_a_model_made_in_inference_mode_still_answers(fresh_cache):
+    """Inference tensors have no version counter: their digest is computed each call, not cached."""
+    with torch.inference_mode():
+        net, x = small_net(), torch.rand(2, 3, 8, 8)
+        assert torch.allclose(onnx.forward(net, x, "net"), net(x), atol=1e-5)
+    assert len(list(fresh_cache.iterdir())) == 1
