@@ -14,12 +14,11 @@ speakers stay for the training script's single final evaluation).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from timing import Report, add_card_argument, latency_ms, throughput  # benchmarks/timing.py (run from its folder)
+from timing import Report, add_card_argument, in_pytorch, latency_ms, throughput  # benchmarks/timing.py (run from its folder)
 
 import dlhub
 from dlhub.commands import SAMPLES_PER_STATE, CommandClassifier
@@ -86,10 +85,9 @@ def main() -> dict:
         results["latency_ms"], results["latency_p95_ms"] = latency_ms(lambda: model.predict([clip], 16000),
                                                                       args.repeats)
         if results["onnx"]:  # the same pipeline in PyTorch: what ONNX Runtime saves
-            os.environ["DLHUB_ONNX"] = "0"
-            results["pytorch_latency_ms"], results["pytorch_latency_p95_ms"] = latency_ms(
-                lambda: model.predict([clip], 16000), args.repeats)
-            del os.environ["DLHUB_ONNX"]
+            with in_pytorch():
+                results["pytorch_latency_ms"], results["pytorch_latency_p95_ms"] = latency_ms(
+                    lambda: model.predict([clip], 16000), args.repeats)
         results["whisper_30s_latency_ms"], results["whisper_30s_latency_p95_ms"] = latency_ms(
             lambda: reference(clip), max(5, args.repeats // 10))
         batch = [clip] * 32

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
 import time
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def in_pytorch():
+    """Inside: dlhub runs its models in PyTorch (DLHUB_ONNX=0), to measure what ONNX Runtime saves; the variable is
+    restored after."""
+    before = os.environ.get("DLHUB_ONNX")
+    os.environ["DLHUB_ONNX"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DLHUB_ONNX"]
+        else:
+            os.environ["DLHUB_ONNX"] = before
 
 
 def throughput(fn, batch, seconds: float) -> float:

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from dlhub import onnx
 from dlhub.errors import DataError
 from dlhub.modeling import HubModel
 
@@ -111,7 +112,8 @@ class Denoiser(HubModel):
             raise DataError("denoise() takes a list of PIL images: wrap a single image as [image]")
         outputs = []
         device = next(self.parameters()).device
-        self.eval()
+        if self.training:
+            self.eval()
         for i, image in enumerate(images):
             if not isinstance(image, Image.Image):
                 raise DataError(f"item {i} is a {type(image).__name__}, not a PIL image")
@@ -122,8 +124,12 @@ class Denoiser(HubModel):
             gray = image.convert("L")
             if self.arch == "mlp":  # a fixed input size: resize in and out
                 gray = gray.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
-            x = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)[None, None].to(device)
-            y = self(x).clamp(0, 1)[0, 0].cpu().numpy()
+            x = (np.asarray(gray, dtype=np.float32) / np.float32(255.0))[None, None]
+            if gray.size == (self.image_size, self.image_size):  # ONNX Runtime (one graph per input shape: the
+                y = onnx.forward_numpy(self, x, "denoiser")[0, 0]  # training size; other sizes in PyTorch)
+            else:
+                y = self(torch.from_numpy(x).to(device))[0, 0].cpu().numpy()
+            y = np.clip(y, 0.0, 1.0)
             out = Image.fromarray(np.round(y * 255.0).astype(np.uint8))
             outputs.append(out.resize((w, h), Image.Resampling.BILINEAR) if out.size != (w, h) else out)
         return outputs

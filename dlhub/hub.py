@@ -270,6 +270,10 @@ def _landmarks_config(config: dict) -> str | None:
     architecture = config.get("architecture")
     if architecture is not None and not (isinstance(architecture, str) and timm.is_model(architecture)):
         return f"its architecture {architecture!r} is not a timm model"
+    from dlhub.landmarks import HEADS
+
+    if config.get("head", "pool") not in HEADS:
+        return f"its head {config.get('head')!r} is not one dlhub builds ({', '.join(HEADS)})"
     return None
 
 

@@ -24,12 +24,14 @@ from dlhub import onnx
 from dlhub.backbones import architecture
 from dlhub.data.landmarks import FLIP_INDEX, N_POINTS, OUTER_EYE_CORNERS
 from dlhub.errors import DataError
-from dlhub.modeling import HubModel, check_pil_images, rgb_batch
+from dlhub.modeling import HubModel, check_pil_images, rgb_array, rgb_batch
 
 CROP_PER_LANDMARK_BOX = 1.5  # the training crops: 1.5 × the landmark box's longer side …
 CROP_SHIFT_UP = 0.098  # … centred this many box sides above the landmarks' centre (measured on HELEN's .pts)
 CROP_PER_HAAR_BOX = 1.34  # a Haar face box's width → crop side, and its centre → crop centre (median over 364 HELEN
 HAAR_SHIFT_DOWN = 0.064  # training faces the cascade found)
+HEADS = ("pool", "spatial")
+SPATIAL_CHANNELS = 64  # the spatial head's 1 × 1 reduction: 64 × 4 × 4 = 1,024 inputs to the last layer at 128 px
 
 
 def pretrained_cfg(backbone: str, input_size: int) -> dict:
@@ -46,37 +48,75 @@ def pretrained_cfg(backbone: str, input_size: int) -> dict:
 
 
 class LandmarkModel(HubModel):
+    """head="pool": timm's own classifier on globally pooled features (a timm model exactly, loadable with
+    `timm.create_model("hf-hub:…")`). head="spatial": the pooling is dropped and a 1 × 1 convolution to
+    SPATIAL_CHANNELS channels, flattened over the (input / 32)² grid, feeds the last layer, so the head sees where each
+    feature is; timm cannot build that head, so such a repo loads with dlhub only (its input size is fixed)."""
+
     def __init__(self, backbone: str = "efficientnet_lite0", architecture: str = "tf_efficientnet_lite0",
                  num_classes: int = 2 * N_POINTS, num_features: int = 1280, drop_rate: float = 0.2,
-                 pretrained_cfg: dict | None = None):
+                 pretrained_cfg: dict | None = None, head: str = "pool", flip_test: bool = False):
         super().__init__()
         import timm
 
         if num_classes != 2 * N_POINTS:
             raise ValueError(f"a landmark model has {2 * N_POINTS} outputs")
-        net = timm.create_model(architecture, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}: choose one of {HEADS}")
+        cfg = pretrained_cfg or {}
+        self.input_size = int(cfg.get("input_size", (3, 224, 224))[-1])
+        if head == "pool":
+            net = timm.create_model(architecture, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+        else:  # features only: timm's classifier and pooling become identities
+            net = timm.create_model(architecture, pretrained=False, num_classes=0, global_pool="")
         for name, child in net.named_children():  # timm's modules, registered here: timm's key names
             self.add_module(name, child)
         object.__setattr__(self, "net", net)  # runs timm's forward on those same modules
-        self.backbone, self.architecture = backbone, architecture
-        cfg = pretrained_cfg or {}
-        self.input_size = int(cfg.get("input_size", (3, 224, 224))[-1])
+        if head == "spatial":
+            if self.input_size % 32:
+                raise ValueError(f"a spatial head needs an input size that is a multiple of 32, not {self.input_size}")
+            cells = (self.input_size // 32) ** 2
+            self.spatial_head = nn.Sequential(
+                nn.Conv2d(num_features, SPATIAL_CHANNELS, 1, bias=False), nn.BatchNorm2d(SPATIAL_CHANNELS),
+                nn.ReLU(inplace=True), nn.Flatten(), nn.Dropout(drop_rate), nn.Linear(SPATIAL_CHANNELS * cells,
+                                                                                    num_classes))
+        self.backbone, self.architecture, self.head_type = backbone, architecture, head
+        self.flip_test = bool(flip_test)
         self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
 
     @classmethod
-    def create(cls, backbone: str = "efficientnet_lite0", input_size: int = 224, drop_rate: float = 0.2):
+    def create(cls, backbone: str = "efficientnet_lite0", input_size: int = 224, drop_rate: float = 0.2,
+               head: str = "pool", flip_test: bool = False):
         import timm
 
         arch = architecture(backbone)
         features = timm.create_model(arch, pretrained=False, num_classes=0).num_features
+        cfg = pretrained_cfg(backbone, input_size)
+        if head == "spatial":
+            cfg["fixed_input_size"] = True  # the flattened grid has (input / 32)² cells
         return cls(backbone=backbone, architecture=arch, num_features=features, drop_rate=drop_rate,
-                   pretrained_cfg=pretrained_cfg(backbone, input_size))
+                   pretrained_cfg=cfg, head=head, flip_test=flip_test)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) RGB in [0, 1] → (B, 68, 2) coordinates in [-1, 1] over the crop."""
+        """(B, 3, S, S) RGB in [0, 1] → (B, 68, 2) coordinates in [-1, 1] over the crop. With flip_test, in eval
+        mode, the mirrored crop is predicted too (in the same batch) and its points, mirrored back, are averaged in."""
+        if self.flip_test and not self.training:
+            # view(2, -1, …), not slices at len(x): an exported graph keeps a free batch size
+            plain, flipped = self.points(torch.cat([x, x.flip(-1)])).view(2, -1, N_POINTS, 2)
+            mirrored = flipped[:, torch.as_tensor(FLIP_INDEX, device=x.device)] * flipped.new_tensor([-1.0, 1.0])
+            return (plain + mirrored) / 2
+        return self.points(x)
+
+    def points(self, x: torch.Tensor) -> torch.Tensor:
+        """One pass of the network: (B, 3, S, S) in [0, 1] → (B, 68, 2) in [-1, 1]."""
         self.net.training = self.training  # timm's head dropout reads it; the children keep their own modes
-        return self.net((x - self.mean) / self.std).view(-1, N_POINTS, 2)
+        x = (x - self.mean) / self.std
+        if self.head_type == "spatial":
+            if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+                raise DataError(f"this landmark model takes {self.input_size} × {self.input_size} crops")
+            return self.spatial_head(self.net.forward_features(x)).view(-1, N_POINTS, 2)
+        return self.net(x).view(-1, N_POINTS, 2)
 
     def stages(self) -> list[list[nn.Module]]:
         """The backbone's stages from input to output (the unit of gradual unfreezing); the classifier is apart."""
@@ -87,12 +127,20 @@ class LandmarkModel(HubModel):
         return [[self.net.conv1, self.net.bn1]] + [[getattr(self.net, f"layer{i}")] for i in range(1, 5)]  # ResNet
 
     def head(self) -> nn.Module:
-        return self.net.get_classifier()
+        """The new layers (trained from the start, at the head's learning rate)."""
+        return self.spatial_head if self.head_type == "spatial" else self.net.get_classifier()
+
+    def output_layer(self) -> nn.Linear:
+        """The last layer (its bias starts at the mean face)."""
+        return self.spatial_head[-1] if self.head_type == "spatial" else self.net.get_classifier()
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
         """ImageNet weights into everything but the new classifier."""
         classifier = {f"{self.net.pretrained_cfg.get('classifier', 'classifier')}.weight",
                       f"{self.net.pretrained_cfg.get('classifier', 'classifier')}.bias"}
+        if self.head_type == "spatial":  # timm's classifier is an identity here: its weights are simply not wanted
+            state = {k: v for k, v in state.items() if k not in classifier}
+            classifier = set()
         missing, unexpected = self.net.load_state_dict({k: v for k, v in state.items() if k not in classifier},
                                                        strict=False)
         if set(missing) != classifier or unexpected:
@@ -106,11 +154,14 @@ class LandmarkModel(HubModel):
     @torch.no_grad()
     def predict(self, faces: list) -> list[np.ndarray]:
         """PIL face crops (cropped like the training faces) → one (68, 2) array each, in that crop's pixels."""
-        self.eval()
-        x = self.preprocess(faces).to(self.mean.device)
-        if not len(x):
+        if self.training:
+            self.eval()
+        faces = check_pil_images(faces)
+        if not faces:
             return []
-        points = ((onnx.forward(self, x, "landmarks") + 1) / 2).cpu().numpy()  # [0, 1] of the crop
+        # NumPy in and out of the network (ONNX Runtime on the CPU): no PyTorch op beside it
+        name = "landmarks-flip" if self.flip_test else "landmarks"  # the graph's name: what it computes
+        points = (onnx.forward_numpy(self, rgb_array(faces, self.input_size), name) + 1) / 2  # [0, 1] of the crop
         return [p * np.array(face.size, np.float32) for p, face in zip(points, faces)]
 
     def detect_and_predict(self, photo: Image.Image, refine: bool = True) -> list[dict]:
@@ -140,6 +191,22 @@ def crop_from_landmarks(points: np.ndarray) -> tuple[float, float, float]:
     return float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2 - CROP_SHIFT_UP * side), CROP_PER_LANDMARK_BOX * side
 
 
+def crop_box(points: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) in whole pixels of the training-style crop around 68 points."""
+    cx, cy, side = crop_from_landmarks(np.asarray(points, np.float32))
+    return tuple(round(v) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+
+
+def crop_like_training(image: Image.Image, points: np.ndarray, size: int = 224) -> tuple[Image.Image, np.ndarray]:
+    """A photo and its 68 points → the training-style RGB crop (outside the photo: black), resized to size × size
+    like HELEN's stored crops, and the points in that crop's pixels: how faces from other sources are measured."""
+    box = crop_box(points)
+    face = image.convert("RGB").crop(box)
+    scale = np.array([size / face.size[0], size / face.size[1]], np.float32)
+    return (face.resize((size, size), Image.Resampling.LANCZOS),
+            (np.asarray(points, np.float32) - np.array(box[:2], np.float32)) * scale)
+
+
 def crop_from_haar_box(box) -> tuple[float, float, float]:
     x, y, w, h = box
     return x + w / 2, y + h / 2 + HAAR_SHIFT_DOWN * w, CROP_PER_HAAR_BOX * w
@@ -165,6 +232,15 @@ def nme(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
     a, b = OUTER_EYE_CORNERS
     inter_ocular = np.linalg.norm(true[:, a] - true[:, b], axis=1)
     return np.linalg.norm(predicted - true, axis=2).mean(1) / inter_ocular
+
+
+def wing_loss(predicted: torch.Tensor, true: torch.Tensor, width: float = 10 / 64, curvature: float = 2 / 64
+              ) -> torch.Tensor:
+    """Feng et al. 2018: logarithmic for errors below `width` (small and medium errors weigh more than under L1),
+    linear above it. Defaults: 10 and 2 px at 128 px, in the model's [-1, 1] units (64 px per unit)."""
+    error = (predicted - true).abs()
+    offset = width - width * math.log1p(width / curvature)
+    return torch.where(error < width, width * torch.log1p(error / curvature), error - offset).mean()
 
 
 def augment(images: torch.Tensor, points: torch.Tensor, max_degrees: float = 15, scale=(0.9, 1.1),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import safetensors.torch
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
@@ -107,11 +108,17 @@ def check_pil_images(images, method: str = "predict") -> list:
     return images
 
 
-def rgb_batch(images: list, size: int) -> torch.Tensor:
-    """PIL images → (B, 3, size, size) float tensor in [0, 1] (each converted to RGB and resized whole)."""
+def rgb_array(images: list, size: int):
+    """PIL images → (B, 3, size, size) float32 NumPy array in [0, 1] (each converted to RGB and resized whole)."""
     import numpy as np
     from PIL import Image
 
-    batch = [torch.from_numpy(np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR),
-                                         dtype=np.float32) / 255.0).permute(2, 0, 1) for image in images]
-    return torch.stack(batch) if batch else torch.empty(0, 3, size, size)
+    batch = [np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+             for image in images]
+    return (np.stack(batch) / np.float32(255.0)).transpose(0, 3, 1, 2) if batch else np.zeros((0, 3, size, size),
+                                                                                                 np.float32)
+
+
+def rgb_batch(images: list, size: int) -> torch.Tensor:
+    """PIL images → (B, 3, size, size) float tensor in [0, 1] (each converted to RGB and resized whole)."""
+    return torch.from_numpy(np.ascontiguousarray(rgb_array(images, size)))

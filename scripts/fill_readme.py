@@ -52,6 +52,15 @@ def models_table(root: Path = ROOT) -> str:
                         f"source), σ = 0.2 | PSNR noisy → denoised | {d['extra_test_psnr_noisy']:.2f} → "
                         f"**{d['extra_test_psnr_denoised']:.2f} dB** "
                         f"({d['extra_test_psnr_denoised'] - d['extra_test_psnr_noisy']:+.1f}) |")
+        measured = root / "benchmarks" / "results" / "denoiser.json"  # benchmarks/denoiser.py --held_out_runs
+        bench = json.loads(measured.read_text()) if measured.is_file() else {}
+        for run, row in bench.get("held_out_runs", {}).items():  # leave one source out: the source never seen
+            unseen = [name for name in row if name != "trained_on" and name not in (row["trained_on"] or [name])]
+            for name in unseen:
+                faces = bench["sources"][name]["images"]
+                rows.append(f"| denoiser (leave one source out, not bundled) | `outputs/{run}` (trained on "
+                            f"{', '.join(row['trained_on'])}) | {faces} faces of `{name}` (never trained on), "
+                            f"σ = {bench['sigma']} | PSNR gain | **{row[name]:+.2f} dB** |")
     m = metrics("denoiser-mlp")
     if m and "test_psnr_denoised_0.2" in m:
         rows.append(f"| denoiser (course baseline, Table 3 `mlp`) | bundled in `checkpoints/denoiser-mlp` | Olivetti "
@@ -66,6 +75,14 @@ def models_table(root: Path = ROOT) -> str:
         rows.append(f"| landmarks (bundled, `{lm['backbone']}`) | `dlhub-course/face-landmarks` | HELEN test set, "
                     f"{lm['test_faces']} faces | MSE (px² at 224) / NME (outer eye corners) | "
                     f"**{lm['test_mse_px2']:.2f}** / **{lm['test_nme']:.4f}** |")
+        measured = root / "benchmarks" / "results" / "landmarks.json"  # benchmarks/landmarks.py: other sources
+        for name, source in (json.loads(measured.read_text()).get("sources", {}) if measured.is_file() else {}).items():
+            if name.startswith("helen"):
+                continue  # the row above
+            caveat = "; their points come from dlib" if name == "pytorch_tutorial_faces" else ""
+            rows.append(f"| landmarks (bundled, `{lm['backbone']}`) | same repo | {source['faces']} faces of `{name}` "
+                        f"(never trained on{caveat}), cropped by the training rule | MSE (px² at 224) / NME | "
+                        f"**{source['mse_px2']:.2f}** / **{source['nme']:.4f}** |")
     c = metrics("commands")
     if c and "test_command_accuracy" in c:  # the 12-class model: ten words, other words, noise
         speakers = f"{c['test_speakers']} test speakers never heard"

@@ -126,3 +126,23 @@ def test_bundled_course_mlp_is_table_3_in_hub_layout():
     for sigma in (0.2, 0.3):  # on the Olivetti test people, it removes noise
         assert metrics[f"test_psnr_denoised_{sigma}"] > metrics[f"test_psnr_noisy_{sigma}"]
     assert "Table 3" in (folder / "README.md").read_text()
+
+
+def test_denoise_runs_the_training_size_in_onnx_runtime_with_pytorchs_answer(monkeypatch, tmp_path):
+    from collections import OrderedDict
+
+    import dlhub.onnx as onnx
+
+    monkeypatch.setattr(onnx, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(onnx, "_SESSIONS", OrderedDict())
+    torch.manual_seed(0)
+    model = Denoiser(widths=(8, 16)).eval()
+    rng = np.random.default_rng(0)
+    faces = [Image.fromarray((rng.random((64, 64)) * 255).astype(np.uint8)),
+             Image.fromarray((rng.random((40, 52)) * 255).astype(np.uint8))]
+    fast = model.denoise(faces)
+    assert len(onnx._SESSIONS) == 1 and all(s is not None for s in onnx._SESSIONS.values())  # 64 × 64 only
+    monkeypatch.setenv("DLHUB_ONNX", "0")
+    slow = model.denoise(faces)
+    for a, b in zip(fast, slow):
+        assert a.size == b.size and np.abs(np.asarray(a, float) - np.asarray(b, float)).max() <= 1  # rounding

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 import dlhub
 from dlhub.data.landmarks import FLIP_INDEX, load_landmarks, read_pts
 from dlhub.errors import DataError
-from dlhub.landmarks import LandmarkModel, augment, crop_from_landmarks, nme
+from dlhub.landmarks import LandmarkModel, augment, crop_from_landmarks, crop_like_training, nme, wing_loss
 
 
 def template() -> np.ndarray:
@@ -203,6 +203,81 @@ def test_nme_and_crop_geometry():
     assert side == pytest.approx(1.5 * box.max()) and cy < (true[0, :, 1].min() + true[0, :, 1].max()) / 2
 
 
+def test_crop_like_training_puts_the_face_where_training_crops_have_it():
+    points = template() * 80 + np.array([300.0, -15.0])  # a small face cut by the top of a wide photo
+    photo = face(points, 500, seed=1).crop((0, 0, 500, 200))
+    crop, moved = crop_like_training(photo, points, size=224)
+    assert crop.size == (224, 224) and crop.mode == "RGB"
+    assert np.asarray(crop)[:10].max() == 0  # above the photo: black, like the training crops' padding
+    cx, cy, side = crop_from_landmarks(moved)  # the crop of the moved points is the whole crop again
+    assert side == pytest.approx(224, abs=3) and cx == pytest.approx(112, abs=2) and cy == pytest.approx(112, abs=2)
+    x, y = moved[30].round().astype(int)  # the nose tip lands on a drawn dot (dark), not on the face's skin
+    assert np.asarray(crop)[y - 1:y + 2, x - 1:x + 2].mean() < 120
+
+
+def test_flip_test_makes_the_points_of_a_mirrored_face_the_mirrored_points(monkeypatch, tmp_path):
+    from collections import OrderedDict
+
+    import dlhub.onnx as onnx
+
+    monkeypatch.setattr(onnx, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(onnx, "_SESSIONS", OrderedDict())
+    torch.manual_seed(0)
+    model = LandmarkModel.create("efficientnet_lite0", 64, head="spatial", flip_test=True).eval()
+    rng = np.random.default_rng(0)
+    faces = [Image.fromarray((rng.random((80, 80, 3)) * 255).astype(np.uint8)) for _ in range(3)]
+    points = model.predict(faces)  # three faces in one ONNX Runtime call: the graph's batch size stays free
+    assert onnx._SESSIONS and all(s is not None for s in onnx._SESSIONS.values())
+    mirrored = model.predict([f.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for f in faces])
+    for p, m in zip(points, mirrored):
+        back = m[FLIP_INDEX] * np.array([-1, 1]) + np.array([80, 0])  # mirror the points back
+        assert np.abs(back - p).max() < 1e-2
+    model.flip_test = False  # one pass (its own graph, not the mirrored one's): no longer symmetric
+    single = np.stack(model.predict(faces))
+    assert len(onnx._SESSIONS) == 2 and np.abs(single - np.stack(points)).max() > 1e-3
+    monkeypatch.setenv("DLHUB_ONNX", "0")
+    assert np.abs(np.stack(model.predict(faces)) - single).max() < 1e-3
+    model.flip_test = True
+    assert np.abs(np.stack(model.predict(faces)) - np.stack(points)).max() < 1e-3
+
+
+def test_wing_loss_is_logarithmic_then_linear_and_continuous():
+    width, curvature = 10 / 64, 2 / 64
+    zero = torch.zeros(1)
+    assert wing_loss(zero, zero) == 0
+    small = torch.tensor([0.01])
+    assert wing_loss(small, zero) == pytest.approx(width * np.log1p(0.01 / curvature), rel=1e-5)
+    below, above = (wing_loss(torch.tensor([width + d]), zero).item() for d in (-1e-6, 1e-6))
+    assert above == pytest.approx(below, abs=1e-5)  # the two pieces meet
+    far = [wing_loss(torch.tensor([v]), zero).item() for v in (0.5, 0.6)]
+    assert far[1] - far[0] == pytest.approx(0.1, rel=1e-4)  # slope 1 beyond the width, like L1
+    assert wing_loss(small, zero) > small.abs().mean()  # small errors weigh more than under L1
+
+
+def test_spatial_head_trains_saves_and_answers_in_onnx_runtime(helen_like, tmp_path, monkeypatch):
+    out = tmp_path / "spatial"
+    common = ["train/landmarks.py", "--dataset", str(helen_like), "--backbone", "efficientnet_lite0", "--head",
+              "spatial", "--input_size", "64", "--batch_size", "8", "--unfreeze_schedule", "1", "--output-dir",
+              str(out), "--checkpoint_dir", str(tmp_path / "checkpoints")]
+    result = run_script(*ACCELERATE_CPU, *common, "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # resumed: the optimiser's state goes back to the same parameters (the head has five, in a fixed order)
+    result = run_script(*ACCELERATE_CPU, *common, "--epochs", "2", "--resume_from_checkpoint", "latest")
+    assert result.returncode == 0 and "resumed from" in result.stdout, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["head"] == "spatial" and metrics["loss"] == "wing" and 0 < metrics["test_nme"] < 5
+    assert metrics["epochs"] == 2
+    model = dlhub.load("landmarks", str(out))
+    assert model.head_type == "spatial" and "timm.create_model" not in (out / "README.md").read_text()
+    crop = Image.open(next((helen_like / "testset").glob("*.jpg"))).resize((150, 150))
+    fast = model.predict([crop])[0]
+    monkeypatch.setenv("DLHUB_ONNX", "0")
+    slow = model.predict([crop])[0]
+    assert fast.shape == (68, 2) and np.abs(fast - slow).max() < 1e-3
+    with pytest.raises(DataError, match="64 × 64"):
+        model(torch.rand(1, 3, 96, 96))
+
+
 @pytest.fixture(scope="module")
 def bundled():
     return dlhub.load("landmarks")
@@ -260,3 +335,14 @@ def test_bad_arguments_are_one_line(helen_like, tmp_path, script, args, message)
     result = run_script(sys.executable, script, *args, "--output-dir", str(tmp_path / "out"))
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0 and len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+
+
+def test_a_config_with_an_unknown_head_is_one_message_before_any_weights():
+    from dlhub.errors import WrongTaskError
+    from dlhub.hub import check_task
+    from dlhub.tasks import TASKS
+
+    config = {"architecture": "tf_efficientnet_lite0", "head": "heatmap"}
+    with pytest.raises(WrongTaskError, match="its head 'heatmap' is not one dlhub builds"):
+        check_task(TASKS["landmarks"], "some/repo", config, ["dlhub", "landmarks"])
+    check_task(TASKS["landmarks"], "some/repo", {**config, "head": "spatial"}, ["dlhub", "landmarks"])

@@ -25,25 +25,34 @@ def small_net() -> torch.nn.Module:
                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
 
 
+def forward(net, x: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(onnx.forward_numpy(net, x.numpy(), "net"))
+
+
+def reference(net, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net(x)
+
+
 def test_onnx_forward_equals_pytorch_and_follows_the_weights(fresh_cache, monkeypatch):
     net, x = small_net(), torch.rand(5, 3, 16, 16)
-    out = onnx.forward(net, x, "net")
-    assert torch.allclose(out, net(x), atol=1e-5) and len(list(fresh_cache.iterdir())) == 1
-    assert torch.allclose(onnx.forward(net, x[:1], "net"), net(x[:1]), atol=1e-5)  # any batch, the same graph
+    out = forward(net, x)
+    assert torch.allclose(out, reference(net, x), atol=1e-5) and len(list(fresh_cache.iterdir())) == 1
+    assert torch.allclose(forward(net, x[:1]), reference(net, x[:1]), atol=1e-5)  # any batch, the same graph
     assert len(list(fresh_cache.iterdir())) == 1
 
     with torch.no_grad():
         net[-1].bias += torch.tensor([1.0, 0, 0, 0])  # trained further in place: a new graph
-    assert torch.allclose(onnx.forward(net, x, "net"), net(x), atol=1e-5) and len(list(fresh_cache.iterdir())) == 2
+    assert torch.allclose(forward(net, x), reference(net, x), atol=1e-5) and len(list(fresh_cache.iterdir())) == 2
 
     net.train()  # training mode is never exported (dropout, BatchNorm statistics)
-    onnx.forward(net, x, "net")
+    forward(net, x)
     assert len(list(fresh_cache.iterdir())) == 2
     net.eval()
     monkeypatch.setenv("DLHUB_ONNX", "0")
     with torch.no_grad():
         net[-1].bias -= 1.0
-    assert torch.equal(onnx.forward(net, x, "net"), net(x)) and len(list(fresh_cache.iterdir())) == 2
+    assert torch.equal(forward(net, x), reference(net, x)) and len(list(fresh_cache.iterdir())) == 2
 
 
 def test_a_failed_export_runs_pytorch_and_sessions_are_bounded(monkeypatch, caplog):
@@ -52,14 +61,14 @@ def test_a_failed_export_runs_pytorch_and_sessions_are_bounded(monkeypatch, capl
     for i, net in enumerate(nets):
         with torch.no_grad():
             net[-1].bias.fill_(i)
-        onnx.forward(net, torch.rand(1, 3, 8, 8), "net")
+        forward(net, torch.rand(1, 3, 8, 8))
     assert len(onnx._SESSIONS) == 2  # the least recently used was dropped
 
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no exporter")))
     net, x = small_net(), torch.rand(2, 3, 8, 8)
     with torch.no_grad():
         net[-1].bias.fill_(9)
-    assert torch.equal(onnx.forward(net, x, "net"), net(x))
+    assert torch.equal(forward(net, x), reference(net, x))
     assert "no exporter" in caplog.text and "runs in PyTorch" in caplog.text
 
 
@@ -76,5 +85,5 @@ def test_a_model_made_in_inference_mode_still_answers(fresh_cache):
     """Inference tensors have no version counter: their digest is computed each call, not cached."""
     with torch.inference_mode():
         net, x = small_net(), torch.rand(2, 3, 8, 8)
-        assert torch.allclose(onnx.forward(net, x, "net"), net(x), atol=1e-5)
+        assert torch.allclose(forward(net, x), net(x), atol=1e-5)
     assert len(list(fresh_cache.iterdir())) == 1

@@ -36,7 +36,7 @@ from dlhub.data import is_hub_id
 from dlhub.data.landmarks import load_landmarks, to_tensors
 from dlhub.errors import DataError
 from dlhub.evaluation import LANDMARK_REPORT_SIZE, landmark_mse_px2, landmarks_test, predict_landmarks
-from dlhub.landmarks import LandmarkModel, augment, nme
+from dlhub.landmarks import HEADS, LandmarkModel, augment, nme, wing_loss
 from dlhub.plots import plot_cumulative_error, plot_history, plot_landmark_grid
 from dlhub.training import (STATE_FILE, append_epoch_log, find_checkpoint, keep_best, save_and_push,
                             save_checkpoint, start_or_resume)
@@ -58,7 +58,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backbone_lr", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=1e-4, help="head only: frozen weights must stay exact")
     p.add_argument("--drop_rate", type=float, default=0.2)
-    p.add_argument("--loss", choices=["mse", "l1"], default="l1", help="mse: the course's; l1 weighs small errors more")
+    p.add_argument("--loss", choices=["mse", "l1", "wing"], default="wing",
+                   help="mse: the course's; l1 weighs small errors more; wing (Feng et al. 2018) more still")
+    p.add_argument("--head", choices=HEADS, default="pool",
+                   help="pool: timm's classifier on pooled features (loads with timm too); spatial: a 1x1 conv, "
+                        "flattened over the feature grid (sees where features are; loads with dlhub only)")
+    p.add_argument("--flip_test", action="store_true",
+                   help="in eval mode (validation, test, predict) the mirrored crop is predicted too and averaged in "
+                        "(twice the network per face)")
     add_run_arguments(p)
     args = p.parse_args(argv)
     check_run_arguments(args)
@@ -117,17 +124,19 @@ def main(args: argparse.Namespace) -> dict:
         args.backbone, weights_source = broadcast_object_list([backbone, weights_source])
         if weights is None:
             _, weights, _ = pretrained_backbone(args.backbone)
-    model = LandmarkModel.create(args.backbone, args.input_size, args.drop_rate)
+    model = LandmarkModel.create(args.backbone, args.input_size, args.drop_rate, head=args.head,
+                                 flip_test=args.flip_test)
     if weights is not None:
         model.load_backbone(weights)
-    head = model.head()
-    torch.nn.init.normal_(head.weight, std=1e-3)
+    output = model.output_layer()
+    torch.nn.init.normal_(output.weight, std=1e-3)
     with torch.no_grad():
-        head.bias.copy_(tensors["train"][1].mean(0).flatten())
-    head_params = set(head.parameters())
+        output.bias.copy_(tensors["train"][1].mean(0).flatten())
+    head_params = list(model.head().parameters())  # a list, not a set: a resumed optimiser maps its state by position
+    in_head = {id(p) for p in head_params}
     optimizer = torch.optim.AdamW([
-        {"params": list(head_params), "lr": args.lr, "weight_decay": args.weight_decay},
-        {"params": [p for p in model.parameters() if p not in head_params], "lr": args.backbone_lr,
+        {"params": head_params, "lr": args.lr, "weight_decay": args.weight_decay},
+        {"params": [p for p in model.parameters() if id(p) not in in_head], "lr": args.backbone_lr,
          "weight_decay": 0.0}])
     steps = args.epochs * max(len(loaders["train"]), 1)
     warmup = max(1, steps // 30)
@@ -152,7 +161,8 @@ def main(args: argparse.Namespace) -> dict:
             x, y = augment(images.float() / 255.0, points)
             with accelerator.autocast():
                 out = model(x).float()
-                loss = torch.nn.functional.mse_loss(out, y) if args.loss == "mse" else (out - y).abs().mean()
+                loss = (torch.nn.functional.mse_loss(out, y) if args.loss == "mse" else
+                        (out - y).abs().mean() if args.loss == "l1" else wing_loss(out, y))
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
@@ -184,6 +194,7 @@ def main(args: argparse.Namespace) -> dict:
                "val_mse_px2": state["best_mse"], "best_epoch": state["best_epoch"],
                "first_epoch_val_mse_below_650": state["first_below_650"], "epochs": args.epochs,
                "backbone": args.backbone, "backbone_weights": weights_source, "input_size": args.input_size,
+               "head": args.head, "loss": args.loss, "flip_test": args.flip_test,
                "parameters": sum(p.numel() for p in core.parameters()), "wall_time_s": round(time.time() - start, 1)}
     accelerator.print(metrics)
 

@@ -60,11 +60,9 @@ def has_landmarks(folder: Path) -> bool:
 def landmark_crop(image: Image.Image, points: np.ndarray, size: int) -> np.ndarray:
     """The landmark model's face crop (dlhub.landmarks.crop_from_landmarks: a square 1.5× the landmark box, nudged up
     for the forehead; outside the photo: black), grayscale, resized to size × size: uint8 array."""
-    from dlhub.landmarks import crop_from_landmarks
+    from dlhub.landmarks import crop_box
 
-    cx, cy, side = crop_from_landmarks(np.asarray(points, np.float32))
-    box = tuple(round(v) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
-    face = image.convert("L").crop(box)
+    face = image.convert("L").crop(crop_box(points))
     return np.asarray(face.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
