@@ -1,9 +1,11 @@
-"""68-point face landmarks by transfer learning: a timm ImageNet backbone whose classifier is replaced by a fully-
-connected layer to 136 outputs (x, y of each point, scaled to [-1, 1] over the face crop).
+"""68-point face landmarks by transfer learning: a timm ImageNet backbone and a new head to 136 outputs (x, y of each
+point, scaled to [-1, 1] over the face crop): timm's classifier replaced by a fully-connected layer (head "pool"), or
+a spatial head on the unpooled feature grid (head "spatial").
 
 The timm network's modules are this model's own children, so `model.safetensors` carries timm's key names and
-`config.json` timm's fields (architecture, num_classes, pretrained_cfg): the same folder or Hub repo loads with
-`dlhub.load("landmarks", ...)` and with `timm.create_model("hf-hub:ORG/NAME", pretrained=True)`.
+`config.json` timm's fields (architecture, num_classes, pretrained_cfg). A "pool" folder or Hub repo loads with
+`dlhub.load("landmarks", ...)` and with `timm.create_model("hf-hub:ORG/NAME", pretrained=True)`; a "spatial" one
+with dlhub only (timm cannot build its head).
 
 Faces are cropped like the training data (HELEN as stored here: a square 1.5× the landmark box, its centre 0.098 box
 sides above the landmarks' centre, resized to 224 px): `detect_and_predict` finds faces with OpenCV's bundled Haar

@@ -27,7 +27,7 @@ GRAPH_VERSION = 1  # in every graph's file name: raise it when the exported comp
 _LOCK = threading.Lock()  # guards the two dicts below, never held while a graph is built
 _SESSIONS: OrderedDict[str, object] = OrderedDict()
 _BUILDING: dict[str, threading.Lock] = {}
-MAX_SESSIONS = 8  # the least recently used are dropped: about the Space's 3 models per task of the two tasks using it
+MAX_SESSIONS = 12  # the least recently used are dropped: the Space's 3 models per task of the three tasks using it
 
 
 def enabled() -> bool:

@@ -256,12 +256,13 @@ def test_wing_loss_is_logarithmic_then_linear_and_continuous():
 
 def test_spatial_head_trains_saves_and_answers_in_onnx_runtime(helen_like, tmp_path, monkeypatch):
     out = tmp_path / "spatial"
-    common = ["train/landmarks.py", "--dataset", str(helen_like), "--backbone", "efficientnet_lite0", "--head",
-              "spatial", "--input_size", "64", "--batch_size", "8", "--unfreeze_schedule", "1", "--output-dir",
+    common = ["train/landmarks.py", "--dataset", str(helen_like), "--backbone", "efficientnet_lite0",
+              "--input_size", "64", "--batch_size", "8", "--unfreeze_schedule", "1", "--output-dir",
               str(out), "--checkpoint_dir", str(tmp_path / "checkpoints")]
-    result = run_script(*ACCELERATE_CPU, *common, "--epochs", "1")
+    result = run_script(*ACCELERATE_CPU, *common, "--head", "spatial", "--epochs", "1")
     assert result.returncode == 0, result.stderr[-3000:]
-    # resumed: the optimiser's state goes back to the same parameters (the head has five, in a fixed order)
+    # resumed without --head: the checkpoint's head is used, and the optimiser's state goes back to the same
+    # parameters (the head has five, in a fixed order)
     result = run_script(*ACCELERATE_CPU, *common, "--epochs", "2", "--resume_from_checkpoint", "latest")
     assert result.returncode == 0 and "resumed from" in result.stdout, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())

@@ -117,6 +117,7 @@ def main(args: argparse.Namespace) -> dict:
         started = json.loads((resume / STATE_FILE).read_text())
         # checkpoints from before the backbone was recorded were made with the old default
         args.backbone = args.backbone or started.get("backbone", OFFLINE_BACKBONE)
+        args.head = started.get("head", args.head)  # the checkpoint's weights fit only the head it was made with
         weights, weights_source = None, started.get("backbone_weights", "not recorded (an older checkpoint)")
     else:  # the main process picks (the Hub may answer one process and not another), all train its pick
         backbone, weights, weights_source = (pretrained_backbone(args.backbone) if accelerator.is_main_process
@@ -148,7 +149,8 @@ def main(args: argparse.Namespace) -> dict:
 
     state, saved, first_epoch = start_or_resume(accelerator, checkpoints, resume, {
         "history": {k: [] for k in ("train_mse_px2", "val_mse_px2", "val_nme")}, "best_mse": float("inf"),
-        "best_epoch": 0, "first_below_650": None, "backbone": args.backbone, "backbone_weights": weights_source})
+        "best_epoch": 0, "first_below_650": None, "backbone": args.backbone, "backbone_weights": weights_source,
+        "head": args.head})
     best_weights = saved.get("best_model")
 
     for epoch in range(first_epoch, args.epochs + 1):
