@@ -79,20 +79,27 @@ def session(name: str, module: nn.Module, example: torch.Tensor):
 def forward_numpy(model: nn.Module, x: np.ndarray, prefix: str) -> np.ndarray:
     """`model(x)` of a model in eval mode for a float32 NumPy batch, as NumPy: through ONNX Runtime on the CPU where it
     can run, else PyTorch. The graph is named by a digest of the weights and the input shape, so a changed model is
-    exported again, never run stale. Only NumPy runs around the graph: a PyTorch op beside ONNX Runtime wakes a second
-    thread pool, which on 2 cores costs more than the op."""
+    exported again, never run stale."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     device = next(model.parameters()).device
     if not model.training and device.type == "cpu" and enabled():
-        try:
-            graph = session(f"{prefix}-{weights_digest(model)}-{'x'.join(map(str, x.shape[1:]))}", model,
-                            torch.from_numpy(x[:1]))
-            if graph is not None:
-                return graph.run(None, {"input": x})[0]
-        except Exception as err:  # noqa: BLE001 - ONNX Runtime costs speed when it fails, never the answer
-            log.warning("dlhub: ONNX Runtime failed (%s: %s); this call runs in PyTorch", type(err).__name__, err)
+        y = run_numpy(f"{prefix}-{weights_digest(model)}-{'x'.join(map(str, x.shape[1:]))}", model, x)
+        if y is not None:
+            return y
     with torch.no_grad():
         return model(torch.from_numpy(x).to(device)).cpu().numpy()
+
+
+def run_numpy(name: str, module: nn.Module, x: np.ndarray) -> np.ndarray | None:
+    """`module(x)` for a float32 NumPy batch through the graph `session(name, …)` (name: as `session` asks), as NumPy;
+    None where ONNX Runtime cannot run it, and the caller runs PyTorch. Only NumPy runs around the graph: a PyTorch op
+    beside ONNX Runtime wakes a second thread pool, which on 2 cores costs more than the op."""
+    try:
+        graph = session(name, module, torch.from_numpy(np.ascontiguousarray(x[:1], dtype=np.float32)))
+        return None if graph is None else graph.run(None, {"input": x})[0]
+    except Exception as err:  # noqa: BLE001 - ONNX Runtime costs speed when it fails, never the answer
+        log.warning("dlhub: ONNX Runtime failed (%s: %s); this call runs in PyTorch", type(err).__name__, err)
+        return None
 
 
 def weights_digest(model: nn.Module) -> str:
