@@ -17,6 +17,7 @@ import argparse
 import io
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -79,14 +80,18 @@ def measure(call, limit: int, calls: int) -> dict:
     return {"per_s": calls / wall, "p95_ms": 1000 * times[math.ceil(0.95 * len(times)) - 1]}
 
 
-def merge_rows(old: list[str], new: list[str]) -> list[str]:
-    """The earlier table with the rows just measured replaced or added, and a line saying when they were measured."""
+def merge_rows(old: list[str], new: list[str], calls: int) -> list[str]:
+    """The earlier table with the rows just measured replaced or added, and a line saying when they were measured
+    (earlier such lines stay, unless every row they name is measured again now)."""
     rows = {line.split("|")[1].strip(): line for line in new if line.startswith("| `")}
+    measured = set(rows)
     merged = [rows.pop(line.split("|")[1].strip(), line) if line.startswith("| `") else line for line in old]
     merged += list(rows.values())
-    note = f"Rows of {', '.join(sorted(r.split('|')[1].strip() for r in new if r.startswith('| `')))} measured again " \
-           f"by `python benchmarks/concurrency.py --endpoints …` on {time.strftime('%Y-%m-%d')}."
-    return [merged[0].split(" Rows of ")[0] + " " + note, *merged[1:]]
+    note = f"Rows of {', '.join(sorted(measured))} measured again by `python benchmarks/concurrency.py --endpoints … " \
+           f"--calls {calls}` on {time.strftime('%Y-%m-%d')}."
+    first, *notes = merged[0].split(" Rows of ")
+    kept = [n for n in notes if not set(re.findall(r"`/\w+`", n.split(" measured again")[0])) <= measured]
+    return [" Rows of ".join([first, *kept]) + " " + note, *merged[1:]]
 
 
 def main() -> None:
@@ -119,7 +124,7 @@ def main() -> None:
         lines.append(f"| `{endpoint}` | {cells} | **{chosen}** |")
         print(lines[-1], file=sys.stderr)
     if args.endpoints and Path(args.output).is_file():
-        lines = merge_rows(Path(args.output).read_text().splitlines(), lines)
+        lines = merge_rows(Path(args.output).read_text().splitlines(), lines, args.calls)
     text = "\n".join(lines) + "\n"
     Path(args.output).write_text(text)
     print(text)

@@ -67,7 +67,9 @@ def main() -> dict:
     p.add_argument("--held_out_runs", nargs="*", default=[], metavar="FOLDER",
                    help="models trained by train/dae.py without one source (their metrics.json says which sources "
                         "they trained on): the leave-one-source-out table")
-    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=200,
+                   help="calls per latency median: this shared host's speed drifts by up to 1.5× from one second to "
+                        "the next, so a median over a few seconds is steadier than one over 50 calls")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's own); 1 gives steadier latencies on a CPU shared with others")
     p.add_argument("--json", default=None)

@@ -213,14 +213,17 @@ class CommandClassifier(HubModel):
         if encoder.is_whisper and self.feature_mean.device.type == "cpu" and onnx.enabled():
             # NumPy around the graph (measured: a PyTorch op here cost about 5 ms a clip on 2 cores)
             x = np.pad(np.asarray(clips, np.float32), ((0, 0), (0, encoder.window - clips.shape[1])))
-            logits = onnx.run_numpy(f"{self._setting_name()}_bias{self.rejection_bias:g}_{onnx.weights_digest(self)}",
-                                    nn.Sequential(self._pooled_features(encoder), self), x)
+            logits = onnx.run_numpy(self.graph_name(), nn.Sequential(self._pooled_features(encoder), self), x)
             if logits is not None:
                 probs = np.exp(logits - logits.max(1, keepdims=True))
                 return probs / probs.sum(1, keepdims=True)
         clips = torch.as_tensor(clips).to(self.feature_mean.device)
         clips = nn.functional.pad(clips, (0, encoder.window - clips.shape[1]))
         return torch.softmax(self(self._pooled_features(encoder)(clips)), 1).cpu().numpy()
+
+    def graph_name(self) -> str:
+        """The name of the ONNX Runtime graph that `probabilities` runs (`onnx.is_loaded` tells whether it runs)."""
+        return f"{self._setting_name()}_bias{self.rejection_bias:g}_{onnx.weights_digest(self)}"
 
     def _setting_name(self) -> str:
         return (f"{self.encoder_name.replace('/', '--')}_clip{self.clip_s:g}_pad{self.pad_s:g}_layers"

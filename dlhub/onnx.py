@@ -76,6 +76,14 @@ def session(name: str, module: nn.Module, example: torch.Tensor):
         return made
 
 
+def is_loaded(name: str) -> bool:
+    """Whether the graph `name` (as given to `session`) is loaded in ONNX Runtime in this process (it was exported and
+    opened; a call that then failed in it fell back to PyTorch with a logged warning): a benchmark's way to tell
+    which runtime its timed calls went to."""
+    with _LOCK:
+        return _SESSIONS.get(f"{name}-g{GRAPH_VERSION}") is not None
+
+
 def forward_numpy(model: nn.Module, x: np.ndarray, prefix: str) -> np.ndarray:
     """`model(x)` of a model in eval mode for a float32 NumPy batch, as NumPy: through ONNX Runtime on the CPU where it
     can run, else PyTorch. The graph is named by a digest of the weights and the input shape, so a changed model is

@@ -123,6 +123,22 @@ def test_landmarks_card_without_train_faces_states_no_count():
     assert "its training faces (10% of the photos held out" in text and "Trained on faces cropped like" in text
 
 
+@pytest.mark.parametrize("val_nme", [0.0472, None])
+def test_landmarks_card_of_a_flip_test_model_says_its_figures_include_it(val_nme):
+    landmarks = train_script("landmarks")
+    args = landmarks.parse_args(["--dataset", "course-org/faces68", "--flip_test"])
+    metrics = landmark_metrics("efficientnet_lite0", flip_test=True, **({"val_nme": val_nme} if val_nme else {}))
+    text = " ".join(str(landmarks.model_card(args, metrics, training_command="python train/landmarks.py "
+                                             "--dataset course-org/faces68 --flip_test")).split())
+    assert "mirrored crop (in the same batch)" in text and "the figures above include it" in text
+    assert ("(validation NME 0.0472 at the kept epoch)" in text) == (val_nme is not None)
+    assert "leaves it off" not in text and "Without it (one pass" not in text
+    metrics["without_flip_test"] = {"val_nme": 0.0489, "test_nme": 0.0465, "test_mse_px2": 12.25}
+    text = " ".join(str(landmarks.model_card(args, metrics, training_command="python train/landmarks.py "
+                                             "--dataset course-org/faces68 --flip_test")).split())
+    assert "Without it (one pass, `\"flip_test\": false` in config.json): validation NME 0.0489, test NME 0.0465" in text
+
+
 def test_signs_card_from_a_hub_copy_and_its_model_index():
     gtsrb = train_script("gtsrb")
     args = gtsrb.parse_args(["--dataset", "course-org/gtsrb-small", "--epochs", "3"])

@@ -201,7 +201,7 @@ def test_onnx_runtime_and_pytorch_give_the_same_features(monkeypatch, tmp_path):
     features = model.features(clips)
     assert [p.name for p in (tmp_path / "onnx").iterdir()] == ["openai--whisper-base_clip0.4_pad0.2_layers2-3-g1.onnx"]
     probs = model.probabilities(clips)  # the whole model as one graph, named by its weights
-    assert len(list((tmp_path / "onnx").iterdir())) == 2
+    assert len(list((tmp_path / "onnx").iterdir())) == 2 and dlhub.onnx.is_loaded(model.graph_name())
     with torch.no_grad():
         model.head[-1].bias[0] += 3.0  # changed weights: a new graph, never a stale one
     changed = model.probabilities(clips)
@@ -222,3 +222,5 @@ def test_onnx_runtime_and_pytorch_give_the_same_features(monkeypatch, tmp_path):
     monkeypatch.setattr(dlhub.onnx, "CACHE_DIR", tmp_path / "empty")
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no exporter")))
     assert torch.equal(model.features(clips), reference)
+    model.probabilities(clips)  # in PyTorch: the benchmark's flag must say so
+    assert not dlhub.onnx.is_loaded(model.graph_name())

@@ -259,17 +259,17 @@ def test_spatial_head_trains_saves_and_answers_in_onnx_runtime(helen_like, tmp_p
     common = ["train/landmarks.py", "--dataset", str(helen_like), "--backbone", "efficientnet_lite0",
               "--input_size", "64", "--batch_size", "8", "--unfreeze_schedule", "1", "--output-dir",
               str(out), "--checkpoint_dir", str(tmp_path / "checkpoints")]
-    result = run_script(*ACCELERATE_CPU, *common, "--head", "spatial", "--epochs", "1")
+    result = run_script(*ACCELERATE_CPU, *common, "--head", "spatial", "--flip_test", "--epochs", "1")
     assert result.returncode == 0, result.stderr[-3000:]
-    # resumed without --head: the checkpoint's head is used, and the optimiser's state goes back to the same
-    # parameters (the head has five, in a fixed order)
+    # resumed without --head or --flip_test: the checkpoint's are used, and the optimiser's state goes back to the
+    # same parameters (the head has five, in a fixed order)
     result = run_script(*ACCELERATE_CPU, *common, "--epochs", "2", "--resume_from_checkpoint", "latest")
     assert result.returncode == 0 and "resumed from" in result.stdout, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["head"] == "spatial" and metrics["loss"] == "wing" and 0 < metrics["test_nme"] < 5
-    assert metrics["epochs"] == 2
+    assert metrics["epochs"] == 2 and metrics["flip_test"] and 0 < metrics["val_nme"] < 5
     model = dlhub.load("landmarks", str(out))
-    assert model.head_type == "spatial" and "timm.create_model" not in (out / "README.md").read_text()
+    assert model.head_type == "spatial" and model.flip_test and "timm.create_model" not in (out / "README.md").read_text()
     crop = Image.open(next((helen_like / "testset").glob("*.jpg"))).resize((150, 150))
     fast = model.predict([crop])[0]
     monkeypatch.setenv("DLHUB_ONNX", "0")

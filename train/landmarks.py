@@ -118,6 +118,7 @@ def main(args: argparse.Namespace) -> dict:
         # checkpoints from before the backbone was recorded were made with the old default
         args.backbone = args.backbone or started.get("backbone", OFFLINE_BACKBONE)
         args.head = started.get("head", args.head)  # the checkpoint's weights fit only the head it was made with
+        args.flip_test = started.get("flip_test", args.flip_test)  # the validation metric that picks the epoch
         weights, weights_source = None, started.get("backbone_weights", "not recorded (an older checkpoint)")
     else:  # the main process picks (the Hub may answer one process and not another), all train its pick
         backbone, weights, weights_source = (pretrained_backbone(args.backbone) if accelerator.is_main_process
@@ -150,7 +151,7 @@ def main(args: argparse.Namespace) -> dict:
     state, saved, first_epoch = start_or_resume(accelerator, checkpoints, resume, {
         "history": {k: [] for k in ("train_mse_px2", "val_mse_px2", "val_nme")}, "best_mse": float("inf"),
         "best_epoch": 0, "first_below_650": None, "backbone": args.backbone, "backbone_weights": weights_source,
-        "head": args.head})
+        "head": args.head, "flip_test": args.flip_test})
     best_weights = saved.get("best_model")
 
     for epoch in range(first_epoch, args.epochs + 1):
@@ -193,7 +194,8 @@ def main(args: argparse.Namespace) -> dict:
     test_metrics, test = landmarks_test(model, test_loader, accelerator)  # as `python -m dlhub.evaluate landmarks`
     predicted, true, errors = test["predicted"], test["true"], test["errors"]
     metrics = {**test_metrics, "train_faces": int(len(tensors["train"][0])),
-               "val_mse_px2": state["best_mse"], "best_epoch": state["best_epoch"],
+               "val_mse_px2": state["best_mse"], "val_nme": state["history"]["val_nme"][state["best_epoch"] - 1],
+               "best_epoch": state["best_epoch"],
                "first_epoch_val_mse_below_650": state["first_below_650"], "epochs": args.epochs,
                "backbone": args.backbone, "backbone_weights": weights_source, "input_size": args.input_size,
                "head": args.head, "loss": args.loss, "flip_test": args.flip_test,
