@@ -175,17 +175,20 @@ def main() -> dict:
             for sigma in SIGMAS) + " |")
     report()
     if held_out:
-        report(f"Leave one source out, PSNR gain (dB) at σ = {s}; **bold**: the source the model never saw")
+        report(f"Leave one source out, PSNR gain (dB) at σ = {s}; **bold**: the source the model never saw; †: "
+               "measured on faces the model trained on (a source without a test split of its own joins training "
+               "whole, and its faces here are those same faces)")
         report()
         names = list(test)
         report("| model | trained on | " + " | ".join(names) + " |")
         report("|---|---|" + "---|" * len(names))
         rows = {"bundled": {"trained_on": trained_sources(args.model), **{
             n: e[f"psnr_ours_{s}"] - e[f"psnr_noisy_{s}"] for n, e in results["sources"].items()}}, **held_out}
+        folders = {"bundled": args.model, **{Path(f).name: f for f in args.held_out_runs}}
         for run_name, row in rows.items():
-            trained = row["trained_on"]
-            cells = [f"**{row[n]:+.2f}**" if trained is not None and n not in trained else f"{row[n]:+.2f}"
-                     for n in names]
+            trained, seen = row["trained_on"], trained_whole(folders[run_name])
+            cells = [f"**{row[n]:+.2f}**" if trained is not None and n not in trained else
+                     f"{row[n]:+.2f} †" if n in seen else f"{row[n]:+.2f}" for n in names]
             report(f"| {run_name} | {', '.join(trained) if trained else 'unknown'} | " + " | ".join(cells) + " |")
         report()
     report(f"Latency, one 64 × 64 face ({results['threads']} threads; median / p95 ms): bundled model "
@@ -209,6 +212,17 @@ def trained_sources(folder) -> list[str] | None:
         return None
     sources = json.loads(metrics.read_text()).get("sources", {})
     return [name for name, entry in sources.items() if entry["role"] == "training"] or None
+
+
+def trained_whole(folder) -> set[str]:
+    """The sources a train/dae.py run trained on with no test split kept apart (all their faces in training and
+    validation), from its metrics.json."""
+    metrics = Path(folder or "") / "metrics.json"
+    if not folder or not metrics.is_file():
+        return set()
+    sources = json.loads(metrics.read_text()).get("sources", {})
+    return {name for name, entry in sources.items()
+            if entry["role"] == "training" and "test" not in entry.get("images", {"test": None})}
 
 
 def plot_vs_sigma(results: dict):
