@@ -205,23 +205,22 @@ def main() -> dict:
     return report.finish(args.card, args.json, results)
 
 
-def trained_sources(folder) -> list[str] | None:
-    """The sources a train/dae.py run trained on, from its metrics.json (None: not a run folder that says so)."""
+def run_sources(folder) -> dict:
+    """The `sources` entry of a train/dae.py run's metrics.json: each source's role and image counts per split ({}:
+    not a run folder that says so)."""
     metrics = Path(folder or "") / "metrics.json"
-    if not folder or not metrics.is_file():
-        return None
-    sources = json.loads(metrics.read_text()).get("sources", {})
-    return [name for name, entry in sources.items() if entry["role"] == "training"] or None
+    return json.loads(metrics.read_text()).get("sources", {}) if folder and metrics.is_file() else {}
+
+
+def trained_sources(folder) -> list[str] | None:
+    """The sources a train/dae.py run trained on (None: not a run folder that says so)."""
+    return [name for name, entry in run_sources(folder).items() if entry["role"] == "training"] or None
 
 
 def trained_whole(folder) -> set[str]:
     """The sources a train/dae.py run trained on with no test split kept apart (all their faces in training and
-    validation), from its metrics.json."""
-    metrics = Path(folder or "") / "metrics.json"
-    if not folder or not metrics.is_file():
-        return set()
-    sources = json.loads(metrics.read_text()).get("sources", {})
-    return {name for name, entry in sources.items()
+    validation)."""
+    return {name for name, entry in run_sources(folder).items()
             if entry["role"] == "training" and "test" not in entry.get("images", {"test": None})}
 
 

@@ -57,7 +57,7 @@ def session(name: str, module: nn.Module, example: torch.Tensor):
     A graph being built makes only the callers of that graph wait."""
     if not enabled():
         return None
-    name = f"{name}-g{GRAPH_VERSION}"
+    name = _versioned(name)
     with _LOCK:
         if name in _SESSIONS:
             _SESSIONS.move_to_end(name)
@@ -81,7 +81,12 @@ def is_loaded(name: str) -> bool:
     opened; a call that then failed in it fell back to PyTorch with a logged warning): a benchmark's way to tell
     which runtime its timed calls went to."""
     with _LOCK:
-        return _SESSIONS.get(f"{name}-g{GRAPH_VERSION}") is not None
+        return _SESSIONS.get(_versioned(name)) is not None
+
+
+def _versioned(name: str) -> str:
+    """A graph's name in the session cache and on disk: what `session` was given, with the graph version."""
+    return f"{name}-g{GRAPH_VERSION}"
 
 
 def forward_numpy(model: nn.Module, x: np.ndarray, prefix: str) -> np.ndarray:
