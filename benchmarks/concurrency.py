@@ -48,7 +48,7 @@ def handlers(files: dict[str, str]) -> dict:
     """Endpoint → a call of its handler (the same inputs as benchmarks/load.py's per-endpoint phase)."""
     from load import mlp_inputs
 
-    from spaces import commands, denoising, exercises, landmarks, models, regression, signs
+    from dlhub.space import commands, denoising, exercises, landmarks, models, regression, signs
 
     data = regression.example_data()
     return {

@@ -2,7 +2,7 @@
 
     python benchmarks/model_cache.py                 # writes benchmarks/MODEL_CACHE.md and prints it
 
-In one fresh process: the tabs' modules are imported (the baseline), then each task's cache (spaces/models.py, at most
+In one fresh process: the tabs' modules are imported (the baseline), then each task's cache (dlhub/space/models.py, at most
 DLHUB_SPACE_MODELS_PER_TASK = 3 models per task) is filled with three different models (the bundled checkpoints and
 copies of them in other folders: each copy is a model of its own in memory, as three Hub repos would be), each loaded
 and warmed up as the tab does it. Resident memory (VmRSS) is read after each task's first and third model, and the
@@ -57,11 +57,12 @@ def main() -> dict:
 
     import torch
 
-    from spaces import commands, denoising, landmarks, models, regression, signs  # noqa: F401  (the tabs' warm-ups)
+    from dlhub.space import commands, denoising, landmarks, models, regression, signs  # noqa: F401  (the tabs' warm-ups)
 
     torch.set_num_threads(os.cpu_count() or 1)
     baseline = memory_mb()
     folder = Path(tempfile.mkdtemp(prefix="dlhub-model-cache-"))
+    os.environ["DLHUB_SPACE_MODEL_DIRS"] = str(folder)  # the Space offers only folders it is told of: the copies
     rows, start = [], time.perf_counter()
     try:
         for task in ("regression", "denoiser", "signs", "landmarks", "commands"):

@@ -1,4 +1,4 @@
-"""dlhub: the models, preprocessing, metrics and Hub I/O shared by the Space (`spaces/`) and `train/`.
+"""dlhub: the models, preprocessing, metrics and Hub I/O shared by the Space (`dlhub/space/`, deployed from `spaces/`) and `train/`.
 
     import dlhub
     model = dlhub.load("regression")            # configured Hub repo if reachable, else the bundled checkpoint

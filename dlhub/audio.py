@@ -7,6 +7,9 @@ audio, and is what decides "no command heard" instead of letting the classifier 
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 import torch
 
@@ -18,6 +21,8 @@ MIN_SPEECH_DBFS = -50.0  # quieter than this is silence, whatever the noise floo
 SPEECH_OVER_FLOOR_DB = 12.0  # a frame is speech when this much louder than the clip's quietest frames
 MIN_SPEECH_S = 0.08
 MERGE_GAP_S = 0.25  # pauses shorter than this stay inside one word ("st-op")
+# The most of an upload the Space decodes (DLHUB_MAX_AUDIO_S): a command is a second long; the rest is not read at all
+MAX_UPLOAD_S = float(os.environ.get("DLHUB_MAX_AUDIO_S") or 60)
 
 
 def to_mono_float(samples, name: str = "audio") -> np.ndarray:
@@ -98,21 +103,28 @@ def window(x: np.ndarray, start_s: float, end_s: float, length: int, sampling_ra
 
 
 def load_audio_file(path, max_seconds: float | None = None) -> tuple[np.ndarray, int, float]:
-    """(samples (T,) float32 mono, sampling rate, full duration s) of any file ffmpeg reads (wav, flac, mp3, ogg,
-    webm…); only the first `max_seconds` are decoded."""
+    """(samples (T,) float32 mono, sampling rate, duration s) of any file ffmpeg reads (wav, flac, mp3, ogg, webm…).
+    With `max_seconds`, only the first `max_seconds` are decoded, whether or not the file's header gives its duration
+    (a browser's webm recording, a stream, has none): the duration is then the header's, or math.inf when the header
+    has none and there was more to decode."""
     from torchcodec.decoders import AudioDecoder
 
     try:
         decoder = AudioDecoder(str(path))
         duration = float(decoder.metadata.duration_seconds or 0.0)
-        samples = (decoder.get_samples_played_in_range(0.0, max_seconds) if max_seconds and duration > max_seconds
-                   else decoder.get_all_samples())
+        if max_seconds is None or 0 < duration <= max_seconds:
+            samples = decoder.get_all_samples()
+        else:  # a little past the cap: whether there was more tells a long file without a duration from a short one
+            samples = decoder.get_samples_played_in_range(0.0, max_seconds + 0.1)
     except (RuntimeError, ValueError, OSError):  # ffmpeg's own message names internal paths, not the fix
         raise DataError("this file is not audio that can be read (wav, flac, mp3, ogg, webm…)") from None
     x = samples.data.numpy()
     if x.size == 0:
         raise DataError("the audio file holds no samples")
     rate = int(samples.sample_rate)
+    if max_seconds is not None and x.shape[-1] > max_seconds * rate:
+        x = x[..., :int(max_seconds * rate)]
+        duration = duration or math.inf
     return to_mono_float(x.T if x.ndim == 2 else x), rate, duration or x.shape[-1] / rate
 
 

@@ -8,10 +8,12 @@ back with huggingface_hub's card data classes before it is saved or pushed (`che
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -128,6 +130,87 @@ def check_card(card) -> ModelCard:
             [r.metric_value for r in results] != [r.metric_value for r in data.eval_results]:
         raise ModelCardError("the model card's model-index does not survive a round trip through huggingface_hub")
     return card if isinstance(card, ModelCard) else ModelCard(str(card))
+
+
+# -- Space cards --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpaceCard:
+    """A Space deployed from `spaces/<name>/`: its title, emoji and one-line description, and the tasks its tabs serve
+    (None: every tab)."""
+
+    title: str
+    emoji: str
+    short_description: str
+    description: str
+    tasks: tuple[str, ...] | None = None
+
+
+SPACES = {
+    "course": SpaceCard(
+        "Deep Learning Course Hub", "🧠", "The course's tasks as models to try, train and pull",
+        """Every task of the course in one Space: robust regression, face denoising, traffic-sign classification,
+        face landmarks and spoken commands, the Models tab that lists every published model with its card's results,
+        and the two calculation exercises."""),
+    "regression": SpaceCard(
+        "Robust regression (course Task 1)", "📈", "Least squares vs reweighted least squares, live",
+        """The course's Task 1: the published regression model, then refit live: ordinary vs iteratively reweighted
+        least squares, and logistic regression with and without learning-rate decay.""", ("regression",)),
+    "denoiser": SpaceCard(
+        "Face denoising (course Task 2)", "🧑", "Add noise to a face, then take it away",
+        """The course's Task 2: a convolutional autoencoder removes Gaussian noise from a face photo; the PSNR of the
+        noisy and denoised face side by side.""", ("denoiser",)),
+    "signs": SpaceCard(
+        "Traffic signs (course Task 3)", "🚦", "Name a German traffic sign, with Grad-CAM",
+        """The course's Task 3: a GTSRB classifier names a traffic sign (top 5 with probabilities) and shows where
+        its evidence is (Grad-CAM).""", ("signs",)),
+    "landmarks": SpaceCard(
+        "Face landmarks (course Task 4)", "📍", "68 facial landmarks on every face of a photo",
+        """The course's Task 4: every face in a photo is found and its 68 landmarks placed by a network fine-tuned
+        from ImageNet weights.""", ("landmarks",)),
+    "commands": SpaceCard(
+        "Voice commands (course Task 5)", "🎙️", "Say yes, no, up, down, left, right, on, off, stop or go",
+        """The course's Task 5: record a word in the browser or upload a recording; a frozen speech encoder with a
+        small head names the command, says "Not a command word" for any other word and "No command heard" for
+        noise.""", ("commands",)),
+}
+SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
+SPACE_APP = """from dlhub.space import build_demo
+demo = build_demo({tasks})
+demo.launch()
+"""
+
+
+def space_models(name: str, org: str | None = None) -> list[tuple[str, str]]:
+    """(what, repo id) of the models a Space offers by default in organisation `org` (default: dlhub.tasks.hub_org):
+    each task's model, then the bundled baselines of its tasks."""
+    from dlhub.tasks import BASELINES, hub_org
+
+    org = org or hub_org()
+    tasks = SPACES[name].tasks or tuple(TASKS)
+    return [(task, f"{org}/{TASKS[task].hub_name}") for task in tasks] + \
+        [(f"{task} ({folder})", f"{org}/{repo}") for folder, (task, repo) in BASELINES.items() if task in tasks]
+
+
+def render_space_card(name: str, org: str | None = None) -> str:
+    """The README.md of the Space `name`: front matter for Hugging Face (listing its models in `org`), then what a
+    visitor of its repo reads."""
+    from importlib.metadata import version  # not `import gradio`: publishing needs only its version
+
+    space = SPACES[name]
+    models = space_models(name, org)
+    front = {"title": space.title, "emoji": space.emoji, "colorFrom": "indigo", "colorTo": "blue", "sdk": "gradio",
+             "sdk_version": version("gradio"), "python_version": "3.11", "app_file": "app.py", "pinned": False,
+             "license": LICENSE, "short_description": space.short_description,
+             "models": [repo for _, repo in models], "tags": ["dlhub", "education", "course"]}
+    template = ENVIRONMENT.get_template("space.md")
+    return template.render(space=space, models=models, front_matter=yaml.safe_dump(
+        front, sort_keys=False, allow_unicode=True, width=1000).strip())
+
+
+def space_app(name: str) -> str:
+    """The three-line app.py of the Space `name`."""
+    tasks = SPACES[name].tasks
+    return SPACE_APP.format(tasks="" if tasks is None else json.dumps(list(tasks)))
 
 
 def fill_blocks(text: str, blocks: dict[str, str]) -> str:

@@ -7,11 +7,18 @@ cannot build, is refused before any weights are read (`WrongTaskError`).
 
 `find_models(task)` lists the task's models on the Hub (tagged `dlhub` and the task, as the train scripts tag them);
 `bundled_models(task)` the checkpoints bundled for it.
+
+What a model from elsewhere may cost is checked before it costs it: a Hub repo's files are added up from its file list
+before any download (DLHUB_MAX_MODEL_MB, default 300), config.json's values are bounded, and the model is built on
+PyTorch's meta device (no memory) to count its parameters before it is built for real (DLHUB_MAX_PARAMETERS, default
+100 million). A download that takes longer than DLHUB_DOWNLOAD_TIMEOUT seconds (default 300) is given up.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
+import itertools
 import json
 import logging
 import math
@@ -26,7 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub.utils import tqdm as hf_tqdm
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -50,6 +58,24 @@ _hub_down: dict[str, float] = {}  # endpoint → time.monotonic() until which it
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 REVISION = re.compile(r"^[\w.-]+(?:/[\w.-]+)*$")  # a branch, tag or commit sha after ORG/NAME@
 MODEL_FILES = ["*.safetensors", "*.json", "README.md", "*.png"]  # the plots are small; the Space shows them
+MB = 1024 * 1024
+MAX_MODEL_BYTES = int(float(os.environ.get("DLHUB_MAX_MODEL_MB") or 300) * MB)  # a Hub repo's model files, in all
+MAX_PARAMETERS = int(float(os.environ.get("DLHUB_MAX_PARAMETERS") or 100e6))  # parameters and buffers of one model
+DOWNLOAD_TIMEOUT_S = float(os.environ.get("DLHUB_DOWNLOAD_TIMEOUT") or 300)  # one repo's download, in all
+MAX_CONFIG_BYTES = 64 * 1024  # config.json holds settings and label names: a few kB
+
+
+class ModelTooLargeError(CheckpointError):
+    """A model over a size cap (its files, or its parameters counted before it is built). `short` says what and the
+    cap in a few words ("2.1 MB of files; the cap is 1 MB")."""
+
+    def __init__(self, message: str, short: str):
+        super().__init__(message)
+        self.short = short
+
+
+class DownloadTimeoutError(ModelNotFoundError):
+    """A download that did not finish in DOWNLOAD_TIMEOUT_S (the Hub answers, slowly): given up, the Hub not skipped."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +91,21 @@ class ModelOrigin:
 
 
 def load(task: str, source: str | os.PathLike | None = None, *, revision: str | None = None,
-         progress=None) -> HubModel:
+         progress=None, token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
+         max_bytes: int | None = None, max_parameters: int | None = None, local_folders: bool = True,
+         timeout_s: float | None = None) -> HubModel:
     """Load the model of `task` from a Hub repo id (`ORG/NAME`, `ORG/NAME@revision`), a local folder, or (None) the
-    configured repo / bundled copy. `progress(fraction, description)`, when given, hears each step of the load."""
+    configured repo / bundled copy. `progress(fraction, description)`, when given, hears each step of the load.
+
+    `token` is the Hub token for the repo (False: none, not even this machine's); `cache_dir` where downloads go (the
+    HF cache by default); `max_bytes` caps a Hub repo's model files (MAX_MODEL_BYTES), `max_parameters` the model's
+    parameters, counted before it is built (MAX_PARAMETERS), `timeout_s` a download (DOWNLOAD_TIMEOUT_S). With
+    `local_folders=False` a string is only ever a Hub repo id, never looked up on this machine's disk."""
     spec = get_task(task)
     report = progress or (lambda fraction, description: None)
-    folder, where, origin = _resolve(spec, source, revision, report)
+    fetch = dict(token=token, cache_dir=cache_dir, max_bytes=max_bytes, max_parameters=max_parameters,
+                 timeout_s=timeout_s)
+    folder, where, origin = _resolve(spec, source, revision, report, fetch, local_folders)
     report(0.9, f"building the {spec.name} model")
     try:
         model = spec.model_class.from_pretrained(folder)
@@ -105,23 +140,25 @@ def split_revision(source: str, revision: str | None = None) -> tuple[str, str |
     return repo_id, rev
 
 
-def _resolve(spec: Task, source, revision, report) -> tuple[Path, str, ModelOrigin]:
+def _resolve(spec: Task, source, revision, report, fetch: dict, local_folders: bool) -> tuple[Path, str, ModelOrigin]:
     if source is None:
-        return _configured_or_bundled(spec, revision, report)
+        return _configured_or_bundled(spec, revision, report, fetch)
     path = Path(source).expanduser()
-    if path.exists():
+    if (local_folders or isinstance(source, os.PathLike)) and path.exists():
         if not (path / WEIGHTS_NAME).is_file():
             raise ModelNotFoundError(f"no {WEIGHTS_NAME} in {path}: pass a folder written by save_pretrained")
-        check_folder(spec, path)
+        config = check_folder(spec, path)
+        check_parameters(spec, f"the folder {path}", config, fetch["max_parameters"])
         return path, f"local folder {path}", ModelOrigin("local", folder_name=path.resolve().name)
     repo_id, revision = split_revision(str(source), revision)
     if not REPO_ID.match(repo_id):
-        raise ModelNotFoundError(f"{source} is neither an existing folder nor a Hub repo id of the form ORG/NAME")
-    folder = download(repo_id, revision, task=spec, progress=report)
+        what = "an existing folder nor a Hub repo id" if local_folders else "a Hub repo id"
+        raise ModelNotFoundError(f"{str(source)[:200]} is neither {what} of the form ORG/NAME")
+    folder = download(repo_id, revision, task=spec, progress=report, **fetch)
     return folder, f"Hub repo {repo_id} ({constants.ENDPOINT})", ModelOrigin("hub", repo_id, folder.name)
 
 
-def _configured_or_bundled(spec: Task, revision, report) -> tuple[Path, str, ModelOrigin]:
+def _configured_or_bundled(spec: Task, revision, report, fetch: dict) -> tuple[Path, str, ModelOrigin]:
     bundled = spec.bundled_dir
     if constants.HF_HUB_OFFLINE:
         reason, kind = "HF_HUB_OFFLINE is set", "offline"
@@ -129,7 +166,7 @@ def _configured_or_bundled(spec: Task, revision, report) -> tuple[Path, str, Mod
         reason, kind = f"the Hub at {constants.ENDPOINT} did not answer a moment ago", "unreachable"
     else:
         try:
-            folder = download(spec.repo_id, revision, task=spec, progress=report)
+            folder = download(spec.repo_id, revision, task=spec, progress=report, **fetch)
             return (folder, f"Hub repo {spec.repo_id} ({constants.ENDPOINT})",
                     ModelOrigin("hub", spec.repo_id, folder.name))
         except HubUnreachableError as err:
@@ -154,30 +191,74 @@ def hub_down() -> bool:
     return time.monotonic() < _hub_down.get(constants.ENDPOINT, 0.0)
 
 
-def download(repo_id: str, revision: str | None = None, *, task: Task | None = None, progress=None) -> Path:
-    """Fetch a model repo's weights, config and card into the HF cache; every failure becomes one clear line. With
-    `task`, the card's tags and config.json are checked first: another task's model is refused before its weights
-    are downloaded."""
+def megabytes(size: int) -> str:
+    return f"{size / MB:.1f} MB" if size < 10 * MB else f"{size / MB:.0f} MB"
+
+
+class _DeadlineBar(hf_tqdm):
+    """huggingface_hub's progress bar for one file, which gives the download up once past `deadline` (a monotonic
+    time): the one hook in the byte loop of a download (its own timeout is per read, so a slow drip never ends)."""
+
+    deadline = math.inf
+
+    def update(self, n=1):
+        if time.monotonic() > self.deadline:
+            raise DownloadTimeoutError("the download took too long")
+        return super().update(n)
+
+
+def download(repo_id: str, revision: str | None = None, *, task: Task | None = None, progress=None,
+             token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
+             max_bytes: int | None = None, max_parameters: int | None = None,
+             timeout_s: float | None = None) -> Path:
+    """Fetch a model repo's weights, config and card into the HF cache (or `cache_dir`); every failure becomes one
+    clear line. The repo's file list comes first: model files over `max_bytes` in all are refused before any
+    download. With `task`, the card's tags and config.json are checked next, and the model's parameters counted on
+    the meta device: another task's model, or one over `max_parameters`, is refused before its weights are
+    downloaded. Downloads stop after `timeout_s` seconds in all."""
     endpoint = constants.ENDPOINT
     report = progress or (lambda fraction, description: None)
+    max_bytes = MAX_MODEL_BYTES if max_bytes is None else max_bytes
+    timeout_s = DOWNLOAD_TIMEOUT_S if timeout_s is None else timeout_s
+    bar = type("DeadlineBar", (_DeadlineBar,), {"deadline": time.monotonic() + timeout_s})
+    hub = dict(token=token, cache_dir=cache_dir, etag_timeout=HUB_TIMEOUT_S, tqdm_class=bar)
     try:
         report(0.05, f"asking the Hub about {repo_id}")
-        info = HfApi().model_info(repo_id, revision=revision, timeout=HUB_TIMEOUT_S)
-        siblings = {s.rfilename for s in info.siblings or []}
-        if WEIGHTS_NAME not in siblings:
-            raise ModelNotFoundError(f"Hub repo {repo_id} has no {WEIGHTS_NAME} (it has: {sorted(siblings)})")
+        info = HfApi().model_info(repo_id, revision=revision, timeout=HUB_TIMEOUT_S, files_metadata=True, token=token)
+        sizes = {s.rfilename: s.size for s in info.siblings or []}
+        if WEIGHTS_NAME not in sizes:
+            shown = sorted(sizes)[:10] + (["…"] if len(sizes) > 10 else [])
+            raise ModelNotFoundError(f"Hub repo {repo_id} has no {WEIGHTS_NAME} (it has: {shown})")
+        wanted = sorted(f for f in sizes if any(fnmatch.fnmatch(f, p) for p in MODEL_FILES))
+        if any(sizes[f] is None for f in wanted):
+            raise ModelTooLargeError(f"the Hub did not say how large Hub repo {repo_id}'s files are: it is not "
+                                     "downloaded", "its size is unknown")
+        total = sum(sizes[f] for f in wanted)
+        if total > max_bytes:
+            raise ModelTooLargeError(
+                f"Hub repo {repo_id} holds {megabytes(total)} of model files, over the {megabytes(max_bytes)} "
+                "dlhub downloads (DLHUB_MAX_MODEL_MB): nothing was downloaded",
+                f"{megabytes(total)} of files; the cap is {megabytes(max_bytes)}")
         if task is not None:
             config = None
-            if "config.json" in siblings:
+            if "config.json" in sizes:
+                if sizes["config.json"] > MAX_CONFIG_BYTES:
+                    raise WrongTaskError(f"Hub repo {repo_id}'s config.json is {megabytes(sizes['config.json'])}: "
+                                         f"settings take a few kB, not a {task.name} model's config")
                 report(0.15, f"reading {repo_id}'s config.json")
-                config = _read_json(Path(hf_hub_download(repo_id, "config.json", revision=info.sha,
-                                                         etag_timeout=HUB_TIMEOUT_S)), f"Hub repo {repo_id}", task)
+                config = _read_json(Path(hf_hub_download(repo_id, "config.json", revision=info.sha, **hub)),
+                                    f"Hub repo {repo_id}", task)
             card_tags = getattr(info.card_data, "tags", None) or []
             check_task(task, f"Hub repo {repo_id}", config, [*(info.tags or []), *card_tags])
+            check_parameters(task, f"Hub repo {repo_id}", config, max_parameters)
         report(0.3, f"downloading {repo_id} at commit {info.sha[:7]}" if info.sha else f"downloading {repo_id}")
-        folder = snapshot_download(
-            repo_id, revision=info.sha, allow_patterns=MODEL_FILES, etag_timeout=HUB_TIMEOUT_S
-        )
+        folder = None
+        for name in [WEIGHTS_NAME, *(f for f in wanted if f != WEIGHTS_NAME)]:
+            path = Path(hf_hub_download(repo_id, name, revision=info.sha, **hub))
+            folder = folder or path.parent  # the weights sit at the snapshot's root
+    except DownloadTimeoutError:
+        raise DownloadTimeoutError(f"Hub repo {repo_id} did not download in {timeout_s:g} s "
+                                   "(DLHUB_DOWNLOAD_TIMEOUT)") from None
     except DLHubError:
         raise
     except GatedRepoError:
@@ -196,7 +277,7 @@ def download(repo_id: str, revision: str | None = None, *, task: Task | None = N
             f"could not reach the Hub at {endpoint} for {repo_id} ({type(err).__name__}); "
             "pass a local folder, or set HF_ENDPOINT / HF_HUB_OFFLINE=1"
         ) from None
-    return Path(folder)
+    return folder
 
 
 def write_folder_atomically(folder: str | os.PathLike, write) -> Path:
@@ -277,8 +358,67 @@ def _landmarks_config(config: dict) -> str | None:
     return None
 
 
-# Settings a model class would only refuse while being built (or worse, fetch from elsewhere): checked up front
-CONFIG_CHECKS = {"commands": _commands_config, "landmarks": _landmarks_config}
+def _within(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _signs_size(config: dict) -> str | None:
+    if not _within(config.get("input_size", 40), 8, 512):
+        return f"its input_size {config.get('input_size')!r} is not from 8 to 512 px"
+    return None
+
+
+def _denoiser_size(config: dict) -> str | None:
+    if not _within(config.get("image_size", 64), 8, 512):
+        return f"its image_size {config.get('image_size')!r} is not from 8 to 512 px"
+    return None
+
+
+def _landmarks_size(config: dict) -> str | None:
+    cfg = config.get("pretrained_cfg") or {}
+    size = cfg.get("input_size", [3, 224, 224]) if isinstance(cfg, dict) else None
+    if not (isinstance(size, list) and size and _within(size[-1], 32, 1024)):
+        return f"its input_size {size!r} is not from 32 to 1024 px"
+    return None
+
+
+def _commands_size(config: dict) -> str | None:
+    clip_s, pad_s = config.get("clip_s", 1.0), config.get("pad_s", 0.4)
+    if not (_within(clip_s, 0.1, 30) and _within(pad_s, 0, 30) and clip_s + pad_s <= 30):
+        return f"its clip_s {clip_s!r} and pad_s {pad_s!r} are not a window of at most 30 s (Whisper's)"
+    layers = config.get("layers", [])
+    if not (isinstance(layers, list) and all(_within(i, 0, 64) and int(i) == i for i in layers)):
+        return f"its layers {layers!r} are not layer numbers of the encoder"
+    return None
+
+
+# Settings a model class would only refuse while being built (or worse, fetch from elsewhere), and sizes that would
+# cost memory or time at every answer rather than once when built: checked up front
+CONFIG_CHECKS = {"commands": [_commands_config, _commands_size], "landmarks": [_landmarks_config, _landmarks_size],
+                 "signs": [_signs_size], "denoiser": [_denoiser_size]}
+# config.json holds settings, label names and short lists: anything larger is refused before the model is built
+MAX_CONFIG_NUMBER, MAX_CONFIG_ITEMS, MAX_CONFIG_TEXT, MAX_CONFIG_DEPTH = 1_000_000, 256, 256, 4
+
+
+def config_problem(value, depth: int = 0) -> str | None:
+    """What in a config.json value is out of bounds (None when all is): numbers up to MAX_CONFIG_NUMBER in size,
+    lists and objects of up to MAX_CONFIG_ITEMS, texts of up to MAX_CONFIG_TEXT characters, nested MAX_CONFIG_DEPTH
+    deep."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        ok = math.isfinite(value) and abs(value) <= MAX_CONFIG_NUMBER
+        return None if ok else f"the number {value:.6g} (settings are at most {MAX_CONFIG_NUMBER:,})"
+    if isinstance(value, str):
+        return None if len(value) <= MAX_CONFIG_TEXT else f"a text of {len(value):,} characters"
+    if depth >= MAX_CONFIG_DEPTH:
+        return f"values nested over {MAX_CONFIG_DEPTH} deep"
+    items = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else None
+    if items is None:
+        return f"a value of type {type(value).__name__}"
+    if len(items) > MAX_CONFIG_ITEMS:
+        return f"a list of {len(items):,} items (at most {MAX_CONFIG_ITEMS})"
+    return next((p for p in (config_problem(v, depth + 1) for v in items) if p), None)
 
 
 def check_task(spec: Task, where: str, config, tags) -> None:
@@ -295,19 +435,48 @@ def check_task(spec: Task, where: str, config, tags) -> None:
     if not isinstance(config, dict):
         raise WrongTaskError(f"{where}'s config.json is not an object of settings: a {spec.name} model cannot be "
                              "built from it")
+    bounds = config_problem(config)
+    if bounds:
+        raise WrongTaskError(f"{where}'s config.json holds {bounds}: not the settings of a {spec.name} model")
     unknown = sorted(set(config) - _init_parameters(spec.model_class))
     if unknown:
         fits = [t.name for t in TASKS.values() if t.name != spec.name and set(config) <= _init_parameters(t.model_class)]
         hint = f": it is a {fits[0]} model's config" if fits else ""
         raise WrongTaskError(f"{where}'s config.json does not describe a {spec.name} model (settings {unknown} are "
                              f"not {spec.model_class.__name__}'s){hint}", task=fits[0] if fits else None)
-    problem = CONFIG_CHECKS.get(spec.name, lambda c: None)(config)
-    if problem:
-        raise WrongTaskError(f"{where}'s config.json cannot build a {spec.name} model: {problem}")
+    for check in CONFIG_CHECKS.get(spec.name, []):
+        problem = check(config)
+        if problem:
+            raise WrongTaskError(f"{where}'s config.json cannot build a {spec.name} model: {problem}")
+
+
+def check_parameters(spec: Task, where: str, config: dict, max_parameters: int | None = None) -> int:
+    """The parameters and buffers of the model `config` builds, counted on PyTorch's meta device (shapes, no memory)
+    before it is built for real; over `max_parameters` (MAX_PARAMETERS) is one ModelTooLargeError."""
+    import torch
+
+    limit = MAX_PARAMETERS if max_parameters is None else max_parameters
+    try:
+        with torch.device("meta"):  # thread-local: other threads' tensors are real meanwhile
+            model = spec.model_class(**config)
+    except DLHubError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever a model class raises on settings it cannot use
+        raise CheckpointError(f"{where}: config.json cannot build a {spec.name} model ({type(err).__name__}: "
+                              f"{str(err)[:200]})") from None
+    count = sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
+    if count > limit:
+        raise ModelTooLargeError(f"{where}'s config.json builds a {spec.name} model of {count:,} parameters, over "
+                                 f"the {limit:,} dlhub builds (DLHUB_MAX_PARAMETERS): it was not built",
+                                 f"{count:,} parameters; the cap is {limit:,}")
+    return count
 
 
 def _read_json(path: Path, where: str, spec: Task):
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise WrongTaskError(f"{where}'s config.json is {megabytes(path.stat().st_size)}: settings take a few kB, "
+                                 f"not a {spec.name} model's config")
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise WrongTaskError(f"{where}'s config.json cannot be read ({type(err).__name__}): a {spec.name} model "
@@ -324,11 +493,12 @@ def card_metadata(folder: Path) -> dict:
         return {}
 
 
-def check_folder(spec: Task, folder: Path) -> None:
-    """check_task for a local folder in Hub layout (its README.md's tags and its config.json)."""
+def check_folder(spec: Task, folder: Path) -> dict:
+    """check_task for a local folder in Hub layout (its README.md's tags and its config.json); the config."""
     where = f"the folder {folder}"
     config = _read_json(folder / "config.json", where, spec) if (folder / "config.json").is_file() else None
     check_task(spec, where, config, card_metadata(folder).get("tags"))
+    return config
 
 
 # -- the models of a task: bundled with the project, and on the Hub ----------------------------------------------------
@@ -421,10 +591,11 @@ def bundled_models(task: str) -> list[ListedModel]:
 
 
 def find_models(task: str, *, search: str | None = None, author: str | None = None, limit: int = 100,
-                timeout: float | None = None) -> list[ListedModel]:
+                timeout: float | None = None, token: str | bool | None = None) -> list[ListedModel]:
     """The task's models on the Hub: those tagged `dlhub` and the task (what the train scripts write), with their
     cards' results, parameters, last change, downloads and likes. The Hub gets `timeout` seconds (HUB_TIMEOUT_S) in
-    all; one that does not answer in time raises HubUnreachableError and is skipped for HUB_RETRY_S, as by `load`."""
+    all; one that does not answer in time raises HubUnreachableError and is skipped for HUB_RETRY_S, as by `load`.
+    `token` as for `load` (False: the public models only)."""
     spec = get_task(task)
     endpoint = constants.ENDPOINT
     timeout = HUB_TIMEOUT_S if timeout is None else timeout
@@ -436,7 +607,7 @@ def find_models(task: str, *, search: str | None = None, author: str | None = No
 
     def fetch() -> None:  # list_models has no timeout of its own, and retries: it runs apart, given `timeout`
         try:
-            outcome["models"] = list(HfApi(endpoint=endpoint).list_models(
+            outcome["models"] = list(HfApi(endpoint=endpoint, token=token).list_models(
                 filter=["dlhub", spec.name], search=search, author=author, expand=LIST_FIELDS, limit=limit))
         except Exception as err:  # noqa: BLE001  (reported below, in the caller's thread)
             outcome["error"] = err

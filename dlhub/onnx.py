@@ -2,6 +2,10 @@
 which computes the same outputs (to float precision) in less time than PyTorch for the one-item batches a Space
 serves. Where onnxruntime is missing, `DLHUB_ONNX=0` is set, or an export fails, callers get None and run PyTorch:
 the speed changes, never the answer.
+
+Every distinct model leaves a graph (a Whisper-based command model's is about 85 MB), so the folder is kept under
+`DLHUB_ONNX_CACHE_MB` (default 1024), the least recently used graphs removed first. A graph open in ONNX Runtime does
+not need its file any more; only graphs being written are never removed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlhub.cache import CACHE_DIR
+from dlhub.cache import CACHE_DIR, megabytes_setting, prune_lru, remove_stale, touch
 
 log = logging.getLogger("dlhub")
 GRAPH_VERSION = 1  # in every graph's file name: raise it when the exported computation changes
@@ -28,6 +32,7 @@ _LOCK = threading.Lock()  # guards the two dicts below, never held while a graph
 _SESSIONS: OrderedDict[str, object] = OrderedDict()
 _BUILDING: dict[str, threading.Lock] = {}
 MAX_SESSIONS = 12  # the least recently used are dropped: the Space's 3 models per task of the three tasks using it
+MAX_CACHE_BYTES = megabytes_setting("DLHUB_ONNX_CACHE_MB", 1024)  # the graphs kept on disk, in all
 
 
 def enabled() -> bool:
@@ -67,13 +72,26 @@ def session(name: str, module: nn.Module, example: torch.Tensor):
         with _LOCK:
             if name in _SESSIONS:
                 return _SESSIONS[name]
-        made = _new_session(CACHE_DIR / "onnx" / f"{name}.onnx", module, example)
+        path = CACHE_DIR / "onnx" / f"{name}.onnx"
+        made = _new_session(path, module, example)
         with _LOCK:
             _SESSIONS[name] = made
             while len(_SESSIONS) > MAX_SESSIONS:
                 _SESSIONS.popitem(last=False)
             _BUILDING.pop(name, None)
+            building_now = [CACHE_DIR / "onnx" / f"{n}.onnx" for n in _BUILDING]
+        touch(path)  # used now: the last the pruning below removes
+        prune_graphs(building_now)
         return made
+
+
+def prune_graphs(in_use=()) -> None:
+    """Keep the graphs folder under MAX_CACHE_BYTES, least recently used first; `in_use`: graphs being written."""
+    folder = CACHE_DIR / "onnx"
+    if not folder.is_dir():
+        return
+    remove_stale(folder, ".*.tmp", 3600)  # an export interrupted by a crash
+    prune_lru(folder.glob("*.onnx"), MAX_CACHE_BYTES, in_use)
 
 
 def is_loaded(name: str) -> bool:

@@ -10,13 +10,20 @@ from pathlib import Path
 from dlhub.errors import UnknownTaskError
 
 BUNDLED_DIR = Path(os.environ.get("DLHUB_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
+# The Hub organisation of the published models: the one setting every default repo is made from. `DLHUB_ORG` changes
+# it (`python -m dlhub.publish --org ORG` sets it as a variable of the Space it publishes).
+DEFAULT_ORG = "dlhub-course"
+
+
+def hub_org() -> str:
+    return os.environ.get("DLHUB_ORG") or DEFAULT_ORG
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     model_class_path: str  # "module:Class", imported on first use so one task never pulls in another's dependencies
-    hub_repo: str  # the published model; override with DLHUB_REPO_<NAME>
+    hub_name: str  # the published model's name in the organisation (hub_org())
 
     @property
     def model_class(self):
@@ -24,8 +31,14 @@ class Task:
         return getattr(importlib.import_module(module), cls)
 
     @property
+    def hub_repo(self) -> str:
+        """The published model: ORG/NAME in the configured organisation."""
+        return f"{hub_org()}/{self.hub_name}"
+
+    @property
     def repo_id(self) -> str:
-        return os.environ.get(f"DLHUB_REPO_{self.name.upper()}", self.hub_repo)
+        """The repo `dlhub.load(task)` tries first: DLHUB_REPO_<NAME> when set, else `hub_repo`."""
+        return os.environ.get(f"DLHUB_REPO_{self.name.upper()}") or self.hub_repo
 
     @property
     def bundled_dir(self) -> Path:
@@ -35,13 +48,22 @@ class Task:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in [
-        Task("regression", "dlhub.regression:RegressionModel", "dlhub-course/task1-regression"),
-        Task("denoiser", "dlhub.denoise:Denoiser", "dlhub-course/face-denoiser"),
-        Task("signs", "dlhub.signs:SignClassifier", "dlhub-course/gtsrb-signs"),
-        Task("landmarks", "dlhub.landmarks:LandmarkModel", "dlhub-course/face-landmarks"),
-        Task("commands", "dlhub.commands:CommandClassifier", "dlhub-course/speech-commands"),
+        Task("regression", "dlhub.regression:RegressionModel", "task1-regression"),
+        Task("denoiser", "dlhub.denoise:Denoiser", "face-denoiser"),
+        Task("signs", "dlhub.signs:SignClassifier", "gtsrb-signs"),
+        Task("landmarks", "dlhub.landmarks:LandmarkModel", "face-landmarks"),
+        Task("commands", "dlhub.commands:CommandClassifier", "speech-commands"),
     ]
 }
+
+
+# Bundled checkpoints besides each task's own `checkpoints/<task>/`: folder name → (task, its repo's name in hub_org())
+BASELINES = {"denoiser-mlp": ("denoiser", "face-denoiser-mlp")}  # the course's Table 3 MLP
+
+
+def bundled_repo_names() -> dict[str, str]:
+    """Every bundled folder's name → its model repo's name in the organisation (what `dlhub.publish` creates)."""
+    return {**{t.name: t.hub_name for t in TASKS.values()}, **{f: name for f, (_, name) in BASELINES.items()}}
 
 
 def get_task(name: str) -> Task:

@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dlhub.cards import BLOCK, fill_blocks  # noqa: E402  (the same blocks as the model cards')
+from dlhub.tasks import TASKS  # noqa: E402
 
 
 def models_table(root: Path = ROOT) -> str:
@@ -30,14 +31,14 @@ def models_table(root: Path = ROOT) -> str:
     rows = []
     r = metrics("regression")
     if r:
-        rows += [f"| regression (1.1) | `dlhub-course/task1-regression` | course `Task1_1.npz` | validation MSE, OLS → "
+        rows += [f"| regression (1.1) | `{TASKS['regression'].hub_repo}` | course `Task1_1.npz` | validation MSE, OLS → "
                  f"reweighted (σ = {r['irls_sigma']:.2f}, iteration {r['irls_iteration']}) | {r['ols_val_mse']:.5f} → "
                  f"**{r['irls_val_mse']:.5f}** |",
                  f"| regression (1.2) | same repo | course `Task1_2.npz` | test accuracy, constant lr → lr decay | "
                  f"{r['logistic_test_accuracy']:.3f} → **{r['logistic_decay_test_accuracy']:.3f}** |"]
     d = metrics("denoiser")
     if d:
-        rows.append(f"| denoiser (bundled, `conv`) | `dlhub-course/face-denoiser` | Olivetti test split (people never "
+        rows.append(f"| denoiser (bundled, `conv`) | `{TASKS['denoiser'].hub_repo}` | Olivetti test split (people never "
                     f"seen), σ = 0.2 | PSNR noisy → denoised | {d['test_psnr_noisy_0.2']:.2f} → "
                     f"**{d['test_psnr_denoised_0.2']:.2f} dB** ({d['test_psnr_gain_0.2']:+.1f}) |")
         for name, source in d.get("sources", {}).items():  # per source: test split, or all of a held-out source
@@ -68,11 +69,11 @@ def models_table(root: Path = ROOT) -> str:
                     f"**{m['test_psnr_denoised_0.2']:.2f} dB** ({m['test_psnr_gain_0.2']:+.1f}) |")
     g = metrics("signs")
     if g:
-        rows.append(f"| signs (bundled) | `dlhub-course/gtsrb-signs` | GTSRB official test set, all "
+        rows.append(f"| signs (bundled) | `{TASKS['signs'].hub_repo}` | GTSRB official test set, all "
                     f"{g['test_images']:,} images | accuracy | **{g['test_accuracy']:.4f}** ({g['test_errors']} errors) |")
     lm = metrics("landmarks")
     if lm:
-        rows.append(f"| landmarks (bundled, `{lm['backbone']}`) | `dlhub-course/face-landmarks` | HELEN test set, "
+        rows.append(f"| landmarks (bundled, `{lm['backbone']}`) | `{TASKS['landmarks'].hub_repo}` | HELEN test set, "
                     f"{lm['test_faces']} faces | MSE (px² at 224) / NME (outer eye corners) | "
                     f"**{lm['test_mse_px2']:.2f}** / **{lm['test_nme']:.4f}** |")
         measured = root / "benchmarks" / "results" / "landmarks.json"  # benchmarks/landmarks.py: other sources
@@ -86,7 +87,7 @@ def models_table(root: Path = ROOT) -> str:
     c = metrics("commands")
     if c and "test_command_accuracy" in c:  # the 12-class model: ten words, other words, noise
         speakers = f"{c['test_speakers']} test speakers never heard"
-        rows += [f"| commands (bundled) | `dlhub-course/speech-commands` | Speech Commands, {c['test_command_clips']} "
+        rows += [f"| commands (bundled) | `{TASKS['commands'].hub_repo}` | Speech Commands, {c['test_command_clips']} "
                  f"command clips of {speakers} | ten-word accuracy | **{c['test_command_accuracy']:.3f}** |",
                  f"| commands (bundled) | same repo | {c['test_unknown_clips']} clips of other words, same speakers "
                  f"| other words rejected (top label not a command) | **{c['test_unknown_rejected']:.3f}** |",
@@ -97,7 +98,7 @@ def models_table(root: Path = ROOT) -> str:
                  f"| commands (bundled) | same repo | {c['val_clips']} validation clips (speakers never in training; "
                  f"used to choose the epoch) | accuracy, 12 classes | {c['val_accuracy']:.3f} |"]
     elif c:
-        rows += [f"| commands (bundled) | `dlhub-course/speech-commands` | Speech Commands, {c['test_clips']} clips of "
+        rows += [f"| commands (bundled) | `{TASKS['commands'].hub_repo}` | Speech Commands, {c['test_clips']} clips of "
                  f"{c['test_speakers']} test speakers never heard | accuracy | **{c['test_accuracy']:.3f}** "
                  f"({c['test_errors']} errors) |",
                  f"| commands (bundled) | same repo | {c['val_clips']} validation clips (speakers never in training; "

@@ -1,4 +1,5 @@
-"""Re-render the bundled model cards (checkpoints/<name>/README.md) from the templates in hub_cards/, without training.
+"""Re-render the bundled model cards (checkpoints/<name>/README.md) and the Spaces' folders (spaces/<name>/README.md and
+app.py) from the templates in hub_cards/, without training.
 
     python scripts/render_cards.py                # rewrites every bundled card
     python scripts/render_cards.py signs landmarks
@@ -23,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from dlhub.cards import keep_blocks, write_card  # noqa: E402
+from dlhub.cards import SPACES, SPACES_DIR, keep_blocks, render_space_card, space_app, write_card  # noqa: E402
 from dlhub.errors import DLHubError  # noqa: E402
 
 COMMAND = re.compile(r"^## Training\n.*?```bash\n(?P<command>.+?)\n```", re.S | re.M)
@@ -86,6 +87,23 @@ def render(folder: Path) -> str:
     return keep_blocks(old, str(card))
 
 
+def render_spaces(check: bool) -> list[str]:
+    """Write each Space's README.md (front matter for Hugging Face) and app.py; with `check`, only list the stale."""
+    stale = []
+    for name in SPACES:
+        for path, text in ((SPACES_DIR / name / "README.md", render_space_card(name)),
+                           (SPACES_DIR / name / "app.py", space_app(name))):
+            if path.is_file() and path.read_text() == text:
+                continue
+            if check:
+                stale.append(f"spaces/{name}/{path.name}")
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                print(f"spaces/{name}/{path.name}: re-rendered")
+    return stale
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="folders of checkpoints/ (default: all with a README.md)")
@@ -95,7 +113,7 @@ def main() -> None:
     root = Path(args.checkpoints).resolve()
     os.chdir(ROOT)  # the recorded commands name their data relative to the repository root
     folders = [root / name for name in args.names] or sorted(f.parent for f in root.glob("*/README.md"))
-    stale = []
+    stale = render_spaces(args.check)
     for folder in folders:
         try:
             text = render(folder)

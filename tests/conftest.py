@@ -6,6 +6,7 @@ The Hub server starts here, at import, because huggingface_hub reads HF_ENDPOINT
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -135,13 +136,14 @@ def accelerate_ddp(processes: int = 2) -> list[str]:
             "--main_process_port", str(free_port())]
 
 
-def start_space(log: Path, env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
-    """Start `python app.py` on a free port; (process, URL, seconds until it served its page)."""
+def start_space(log: Path, env: dict | None = None, folder: Path = ROOT) -> tuple[subprocess.Popen, str, float]:
+    """Start `python app.py` in `folder` (the repository, or a Space's folder) on a free port; (process, URL, seconds
+    until it served its page)."""
     port = free_port()
     env = {**os.environ, **(env or {}), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     start = time.time()
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     while True:
         try:
@@ -162,6 +164,32 @@ def stop_space(proc: subprocess.Popen, log: Path) -> None:
     # Gradio logs a traceback for the gr.Error messages it raises itself (a slider value out of range): those are
     # messages to the user; any other traceback is a bug
     assert text.count("Traceback (most recent call last)") == text.count("gradio.exceptions.Error:"), text[-3000:]
+
+
+# Hugging Face's `spaces` package, which Spaces pre-install and Gradio imports (and calls on a Space, SYSTEM=spaces)
+HF_SPACES_VERSION = "0.51.3"
+# Gradio 6.31 with spaces 0.51.3 and SYSTEM=spaces prints this for the event loops Gradio makes while building any app
+# (seen with a three-line app of a Textbox and a Button): noise of theirs, not a failure of a request
+UPSTREAM_NOISE = re.compile(r"Exception ignored in: <function BaseEventLoop\.__del__.*?ValueError: Invalid file "
+                            r"descriptor: -1\n", re.S)
+
+
+@pytest.fixture(scope="session")
+def hf_spaces_package() -> Path:
+    """Hugging Face's `spaces` package, installed from PyPI once into .venv (without its requirements: the Space's
+    requirements.txt brings those, as on a Space); put it on PYTHONPATH to start a Space as Hugging Face does."""
+    target = ROOT / ".venv" / f"hf-spaces-{HF_SPACES_VERSION}"
+    if not (target / "spaces" / "__init__.py").is_file():
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                               f"spaces=={HF_SPACES_VERSION}"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"pip could not install spaces=={HF_SPACES_VERSION}:\n{done.stderr[-2000:]}"
+    return target
+
+
+def space_tracebacks(log: Path) -> str:
+    """The log of a Space started with SYSTEM=spaces when it holds a traceback (less UPSTREAM_NOISE), else ""."""
+    text = UPSTREAM_NOISE.sub("", log.read_text(errors="replace"))
+    return text if "Traceback (most recent call last)" in text else ""
 
 
 @pytest.fixture(scope="module")

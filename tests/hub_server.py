@@ -1,11 +1,14 @@
 """A small Hugging Face Hub–compatible HTTP server for tests, on 127.0.0.1, keeping repos in memory.
 
-It implements what huggingface_hub's create_repo, upload_folder/upload_file, delete_file, model_info/repo_info,
-list_repo_files, file_exists, hf_hub_download and snapshot_download ask of the Hub (see shared/notes/hub-protocol.md).
-Every commit is kept, so downloads by commit sha work. A commit with `?create_pr=1` opens pull request N on its own
-ref `refs/pr/N` (main untouched), as the Hub does; a commit whose parentCommit is no longer its branch's head is
-refused (412). Binary files go through the basic LFS protocol (batch + PUT); Xet is not spoken, so clients run with
-HF_HUB_DISABLE_XET=1.
+It implements what huggingface_hub's create_repo, upload_folder/upload_file, create_commit, delete_file,
+model_info/space_info/repo_info, list_repo_files, list_repo_tree, file_exists, hf_hub_download and snapshot_download
+ask of the Hub (see shared/notes/hub-protocol.md), for models, datasets and Spaces (created with their `sdk`, with
+variables: get_space_variables, add_space_variable, delete_space_variable). Every commit is kept, so downloads by
+commit sha work. A private repo answers only a request that carries a token (any token), as the Hub answers an
+anonymous one: 401 RepoNotFound. A commit with `?create_pr=1` opens pull request N on its own ref `refs/pr/N` (main
+untouched), as the Hub does; a commit whose parentCommit is no longer its branch's head is refused (412). Binary files
+go through the basic LFS protocol (batch + PUT), and a file of 10 MiB or more sent inline is refused, as by the Hub;
+Xet is not spoken, so clients run with HF_HUB_DISABLE_XET=1.
 
     python tests/hub_server.py --port 8765      # then HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_local ...
 """
@@ -40,6 +43,8 @@ PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 class Repo:
     repo_type: str
     private: bool = False
+    sdk: str | None = None  # a Space's
+    variables: dict[str, dict] = field(default_factory=dict)  # a Space's: key → {"value", "description", "updatedAt"}
     commits: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)  # (sha, files), oldest first
     # pull requests: "refs/pr/N" → its commits, oldest first (main's history stays in `commits`)
     refs: dict[str, list[tuple[str, dict[str, bytes]]]] = field(default_factory=dict)
@@ -143,6 +148,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", r"/api/whoami-v2", self.whoami),
             ("POST", r"/api/repos/create", self.create_repo),
             ("POST", r"/api/validate-yaml", lambda: self._json(200, {})),
+            ("GET|POST|DELETE", r"/api/spaces/([^/]+/[^/]+)/variables", self.space_variables),
             ("POST", r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch", self.lfs_batch),
             ("PUT", r"/lfs-upload/([0-9a-f]{64})", self.lfs_upload),
             ("POST", r"/api/(models|datasets|spaces)/([^/]+/[^/]+)/preupload/(.+)", self.preupload),
@@ -166,6 +172,9 @@ class Handler(BaseHTTPRequestHandler):
         repo = self.state.repos.get((TYPES.get(kind, kind), repo_id))
         if repo is None:
             self._error(404, "RepoNotFound", f"Repository Not Found for url: {self.path}")
+        elif repo.private and not self.headers.get("Authorization", "").startswith("Bearer "):
+            self._error(401, "RepoNotFound", f"Repository Not Found for url: {self.path} (private: send a token)")
+            return None
         return repo
 
     # -- endpoints --------------------------------------------------------------------------------------------------
@@ -177,10 +186,14 @@ class Handler(BaseHTTPRequestHandler):
         repo_type = req.get("type") or "model"
         repo_id = f"{req.get('organization') or 'test-user'}/{req['name']}"
         url = f"http://{self.headers['Host']}/{PREFIX[repo_type]}{repo_id}"
+        if repo_type == "space" and not req.get("sdk"):
+            return self._error(400, "BadRequest", "a Space needs its sdk (gradio, docker or static)")
+        # huggingface_hub 2.x sends `visibility`; older clients `private`
+        private = req.get("visibility") == "private" or bool(req.get("private"))
         with self.state.lock:
             if (repo_type, repo_id) in self.state.repos:
                 return self._json(409, {"error": "You already created this repo", "url": url})
-            repo = Repo(repo_type, bool(req.get("private")))
+            repo = Repo(repo_type, private, sdk=req.get("sdk"))
             # like the Hub: a new repo starts with one commit holding .gitattributes
             repo.commits.append((hashlib.sha1(f"init {repo_type} {repo_id}".encode()).hexdigest(),
                                  {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}))
@@ -233,8 +246,11 @@ class Handler(BaseHTTPRequestHandler):
                 value = line.get("value", {})
                 if line["key"] == "file":
                     content = value["content"]
-                    files[value["path"]] = base64.b64decode(content) if value.get("encoding") == "base64" \
-                        else content.encode()
+                    data = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+                    if len(data) >= LFS_MIN_SIZE:  # as the Hub: a file this large goes through LFS or not at all
+                        return self._error(400, "BadRequest", f"{value['path']} is larger than 10 MiB: upload it "
+                                                              "through LFS")
+                    files[value["path"]] = data
                 elif line["key"] == "lfsFile":
                     if value["oid"] not in self.state.lfs:
                         return self._error(400, "BadRequest", f"LFS object {value['oid']} was never uploaded")
@@ -302,6 +318,9 @@ class Handler(BaseHTTPRequestHandler):
             summary["library_name"] = card.get("library_name")
         if repo.repo_type == "model" and _safetensors(files):
             summary["safetensors"] = _safetensors(files)
+        if repo.repo_type == "space":
+            summary["sdk"] = repo.sdk
+            summary["models"] = (card or {}).get("models") or []
         return summary
 
     def _expanded(self, summary: dict, default: tuple[str, ...] | None = None) -> dict:
@@ -331,8 +350,10 @@ class Handler(BaseHTTPRequestHandler):
         if (query.get("cardData") or [""])[0].lower() == "true":
             default += ("cardData",)
         listed = []
-        with self.state.lock:
-            repos = [(rid, r) for (kind, rid), r in self.state.repos.items() if kind == "model" and r.commits]
+        anonymous = not self.headers.get("Authorization", "").startswith("Bearer ")
+        with self.state.lock:  # an anonymous request does not see private repos
+            repos = [(rid, r) for (kind, rid), r in self.state.repos.items()
+                     if kind == "model" and r.commits and not (r.private and anonymous)]
         for repo_id, repo in repos:
             sha, files = repo.commits[-1]
             summary = self._summary(repo_id, repo, sha, files)
@@ -366,6 +387,25 @@ class Handler(BaseHTTPRequestHandler):
             paths = parse_qs(raw).get("paths", [])
         found = repo.files_at(revision)
         self._json(200, self._entries(found[1], paths=set(paths)) if found else [])
+
+    def space_variables(self, repo_id):
+        """GET: the Space's variables; POST {key, value[, description]}: add or update one; DELETE {key}: remove it.
+        Each answers every variable, as {key: {value, description, updatedAt}}."""
+        repo = self._repo("spaces", repo_id)
+        if repo is None:
+            return
+        if self.command != "GET":
+            req = json.loads(self._body() or b"{}")
+            if not isinstance(req.get("key"), str) or not req["key"]:
+                return self._error(400, "BadRequest", "a variable needs its key")
+            with self.state.lock:
+                if self.command == "DELETE":
+                    repo.variables.pop(req["key"], None)
+                else:
+                    repo.variables[req["key"]] = {"value": str(req.get("value", "")),
+                                                  "description": req.get("description"),
+                                                  "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+        self._json(200, repo.variables)
 
     def resolve(self, kind, repo_id, revision, path):
         repo = self._repo(kind or "models", repo_id)

@@ -146,6 +146,7 @@ def spoken_folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # a training run through accelerate launch
 def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
     out = tmp_path / "model"
     result = run_script(*ACCELERATE_CPU, "train/commands.py", "--dataset", str(spoken_folder), "--output-dir",

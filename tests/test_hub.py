@@ -168,3 +168,143 @@ def test_push_with_the_train_script_then_pull(hub, task1_dir, tmp_path):
         assert dlhub.load("regression").source.startswith("Hub repo test-org/task1")
     finally:
         del os.environ["DLHUB_REPO_REGRESSION"]
+
+
+# -- what a model from elsewhere may cost: checked before it is downloaded or built -----------------------------------
+def push_repo(repo_id: str, files: dict, tags: list[str] | None = None, endpoint: str | None = None,
+              private: bool = False) -> str:
+    """Upload `files` ({name: bytes, str or a dict written as JSON}) as a model repo with a card tagged `tags`; the
+    commit sha."""
+    import tempfile
+    from pathlib import Path
+
+    api = HfApi(endpoint=endpoint)
+    api.create_repo(repo_id, exist_ok=True, private=private)
+    with tempfile.TemporaryDirectory() as folder:
+        card = "---\ntags:\n" + "".join(f"- {t}\n" for t in tags or ["dlhub"]) + "---\n\n# a test model\n"
+        for name, content in {"README.md": card, **files}.items():
+            data = json.dumps(content) if isinstance(content, dict) else content
+            (Path(folder) / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+        api.upload_folder(repo_id=repo_id, folder_path=folder)
+    return api.model_info(repo_id).sha
+
+
+def regression_files(model) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        return {name: (Path(folder) / name).read_bytes() for name in ("config.json", WEIGHTS_NAME)}
+
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+def safetensors_bytes(values: int) -> bytes:
+    """A valid safetensors file of one float32 tensor of `values` random values (the test Hub reads its header)."""
+    return safetensors.torch.save({"values": torch.rand(values)})
+
+
+def fetched(hub, repo_id: str) -> list[str]:
+    return [r for r in hub.state.requests if f"/{repo_id}/resolve/" in r]
+
+
+def test_a_repo_over_the_size_cap_is_refused_from_its_file_list(hub, model, tmp_path):
+    from dlhub.hub import ModelTooLargeError
+
+    push_repo("visitor-org/heavy-regression", {**regression_files(model), "extra.safetensors": safetensors_bytes(2**19)},
+              ["dlhub", "regression"])
+    with pytest.raises(ModelTooLargeError, match=r"Hub repo visitor-org/heavy-regression holds 2\.0 MB of model files, "
+                                                 r"over the 1\.0 MB dlhub downloads") as refused:
+        dlhub.load("regression", "visitor-org/heavy-regression", max_bytes=2**20, cache_dir=tmp_path)
+    assert refused.value.short == "2.0 MB of files; the cap is 1.0 MB"
+    assert not fetched(hub, "visitor-org/heavy-regression")  # not even its config.json
+    loaded = dlhub.load("regression", "visitor-org/heavy-regression", cache_dir=tmp_path)  # under the default 300 MB
+    assert loaded.origin.repo_id == "visitor-org/heavy-regression" and tmp_path in loaded.folder.parents
+
+
+@pytest.mark.parametrize("task, config, error", [
+    ("signs", {"hidden": 2_000_000}, r"config\.json holds the number 2e\+06 \(settings are at most 1,000,000\)"),
+    ("signs", {"hidden": 900_000}, r"builds a signs model of 2,9\d\d,\d{3},\d{3} parameters, over the 100,000,000"),
+    ("signs", {"input_size": 60_000}, r"its input_size 60000 is not from 8 to 512 px"),
+    ("signs", {"labels": ["x"] * 5000}, r"holds a list of 5,000 items"),
+    ("landmarks", {"architecture": "tf_efficientnet_l2"}, r"builds a landmarks model of 4\d\d,\d{3},\d{3} parameters"),
+    ("denoiser", {"widths": [2048, 4096]}, r"builds a denoiser model of [\d,]{13} parameters, over the 100,000,000"),
+])
+def test_a_huge_config_is_refused_before_any_weights_or_memory(hub, tmp_path, task, config, error):
+    """A 1 KB repo whose config.json would build gigabytes: refused from config.json alone (bounded values, then the
+    parameters counted on the meta device), its weights never downloaded, nothing allocated."""
+    import resource
+
+    from dlhub.errors import DLHubError
+
+    repo = f"visitor-org/huge-{task}-{abs(hash(json.dumps(config))) % 10**6}"
+    push_repo(repo, {"config.json": config, WEIGHTS_NAME: safetensors_bytes(200)}, ["dlhub", task])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DLHubError, match=error):
+        dlhub.load(task, repo, cache_dir=tmp_path)
+    assert not [r for r in fetched(hub, repo) if r.endswith(WEIGHTS_NAME)]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200_000  # kB: no model was built for real
+    folder = tmp_path / "folder"  # the same settings in a local folder: refused the same way
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / WEIGHTS_NAME).write_bytes(safetensors_bytes(200))
+    with pytest.raises(DLHubError, match=error):
+        dlhub.load(task, folder)
+
+
+def test_a_visitors_repo_is_read_without_this_machines_token(model, tmp_path, monkeypatch):
+    """token=False: no Authorization header on any request (the Space reads visitors' repos so); the default sends
+    this machine's token (HF_TOKEN), as for the Space's own, possibly private, repos."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from huggingface_hub import constants
+    from hub_server import Handler, HubState
+
+    seen = []
+
+    class Recording(Handler):
+        state = HubState()
+
+        def _route(self):
+            seen.append((self.command, self.path, self.headers.get("Authorization")))
+            return super()._route()
+
+        do_GET = do_POST = do_HEAD = do_PUT = _route
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        push_repo("visitor/regression", regression_files(model), ["dlhub", "regression"], endpoint=url)
+        monkeypatch.setattr(constants, "ENDPOINT", url)  # the API's, and the files' (made from it at import)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        seen.clear()
+        dlhub.load("regression", "visitor/regression", token=False, cache_dir=tmp_path / "a")
+        assert seen and all(auth is None for _, _, auth in seen), seen
+        seen.clear()
+        dlhub.load("regression", "visitor/regression", cache_dir=tmp_path / "b")
+        assert seen and all(auth == "Bearer hf_test_token" for _, _, auth in seen), seen
+    finally:
+        server.shutdown()
+
+
+def test_a_download_past_its_time_is_given_up_without_skipping_the_hub(hub, model, tmp_path):
+    from dlhub.hub import DownloadTimeoutError, hub_down
+
+    push_repo("visitor-org/slow-regression", regression_files(model), ["dlhub", "regression"])
+    with pytest.raises(DownloadTimeoutError, match=r"Hub repo visitor-org/slow-regression did not download in 0 s"):
+        dlhub.load("regression", "visitor-org/slow-regression", timeout_s=0, cache_dir=tmp_path)
+    assert not hub_down()  # the Hub answered: it is not skipped
+    assert dlhub.load("regression", "visitor-org/slow-regression", cache_dir=tmp_path).sigma == model.sigma
+
+
+def test_local_folders_false_never_reads_the_disk(hub, monkeypatch):
+    monkeypatch.chdir(ROOT)  # "checkpoints/regression" is a folder here, and looks like ORG/NAME
+    assert dlhub.load("regression", "checkpoints/regression").origin.kind == "local"
+    with pytest.raises(ModelNotFoundError, match="Hub repo checkpoints/regression not found"):
+        dlhub.load("regression", "checkpoints/regression", local_folders=False)
+    with pytest.raises(ModelNotFoundError, match="is neither a Hub repo id of the form ORG/NAME"):
+        dlhub.load("regression", "/etc", local_folders=False)

@@ -156,6 +156,7 @@ def first_conv(folder) -> torch.Tensor:
     return LandmarkModel.from_pretrained(folder).conv_stem.weight.detach()
 
 
+@pytest.mark.slow  # a training run through accelerate launch
 def test_frozen_backbone_keeps_its_pretrained_first_conv(helen_like, tmp_path):
     from dlhub.backbones import pretrained_state_dict
 
@@ -171,6 +172,7 @@ def test_frozen_backbone_keeps_its_pretrained_first_conv(helen_like, tmp_path):
     assert not torch.equal(first_conv(tmp_path / "thawed"), pretrained)  # the check can fail
 
 
+@pytest.mark.slow  # a training run through accelerate launch
 def test_train_push_and_pull_with_dlhub_and_timm(helen_like, tmp_path, hub):
     import timm
 
@@ -254,6 +256,7 @@ def test_wing_loss_is_logarithmic_then_linear_and_continuous():
     assert wing_loss(small, zero) > small.abs().mean()  # small errors weigh more than under L1
 
 
+@pytest.mark.slow  # a training run through accelerate launch
 def test_spatial_head_trains_saves_and_answers_in_onnx_runtime(helen_like, tmp_path, monkeypatch):
     out = tmp_path / "spatial"
     common = ["train/landmarks.py", "--dataset", str(helen_like), "--backbone", "efficientnet_lite0",

@@ -53,6 +53,7 @@ def train(helen, out, env, *extra, launcher=ACCELERATE_CPU):
     return result, json.loads((out / "metrics.json").read_text()), (out / "README.md").read_text()
 
 
+@pytest.mark.slow  # a training run through accelerate launch
 def test_default_backbone_is_resnet50_from_the_hub_then_from_the_cache(
         helen_like, resnet50_hub, tmp_path):  # noqa: F811
     url, state, conv1 = resnet50_hub
@@ -85,6 +86,7 @@ def test_default_backbone_is_resnet50_from_the_hub_then_from_the_cache(
     assert float(total) == float(conv1.double().sum())
 
 
+@pytest.mark.slow  # a training run through accelerate launch
 def test_offline_default_falls_back_to_efficientnet_lite0_in_one_line(helen_like, tmp_path):  # noqa: F811
     """Two data-parallel processes: the main one decides, says so once, and both train the same backbone."""
     out = tmp_path / "model"

@@ -7,6 +7,7 @@ browser: a row of the Models tab opens its model in the Traffic signs tab, which
 """
 
 import json
+import re
 import shutil
 import sys
 import threading
@@ -20,22 +21,35 @@ from huggingface_hub import HfApi
 from make_gtsrb import make_kaggle
 
 import dlhub
+import dlhub.tasks
 from dlhub.hub import count_parameters, push_folder
 from dlhub.sign_drawings import draw_sign
-from spaces import models
+from dlhub.space import models
 
 SIGNS = {"test-org/signs-a": ["--epochs", "1"], "test-org/signs-b": ["--epochs", "2", "--label_smoothing", "0"]}
 LANDMARKS = "test-org/face-landmarks-copy"
 
 
 # -- without the Space: the choice, the cache, the listing with the Hub down --------------------------------------------
-def test_a_choice_names_a_model_or_is_one_message(tmp_path):
+def test_a_choice_names_a_model_or_is_one_message(tmp_path, monkeypatch):
     assert models.parse_choice("signs", None).key == models.DEFAULT
     assert models.parse_choice("signs", " bundled ").source == ROOT / "checkpoints" / "signs"
     assert models.parse_choice("denoiser", "bundled:denoiser-mlp").source == ROOT / "checkpoints" / "denoiser-mlp"
     hub = models.parse_choice("signs", "org/name@v1.0")
-    assert hub.hub and hub.source == "org/name@v1.0"
-    assert models.parse_choice("signs", str(tmp_path)).cache_key == f"folder:{tmp_path.resolve()}"
+    assert hub.hub and hub.source == "org/name@v1.0" and hub.token is False  # a visitor's repo: no Space token
+    own = models.parse_choice("signs", f"{dlhub.tasks.hub_org()}/gtsrb-signs")
+    assert own.hub and own.token is None  # the Space's own repo (it may be private): read with its token
+    offered = tmp_path / "runs" / "signs-run"
+    shutil.copytree(ROOT / "checkpoints" / "signs", offered)
+    with pytest.raises(gr.Error, match="Folders on the server cannot be chosen") as refused:
+        models.parse_choice("signs", str(offered))  # not offered yet: refused, and the path is not repeated
+    assert str(tmp_path) not in refused.value.message
+    monkeypatch.setenv("DLHUB_SPACE_MODEL_DIRS", str(offered.parent))  # offered: by its key or by its path
+    by_key = models.parse_choice("signs", "folder:signs-run")
+    assert by_key.source == offered and by_key.cache_key == "folder:signs-run" and not by_key.hub
+    assert models.parse_choice("signs", str(offered)) == by_key
+    assert ("folder: signs-run", "folder:signs-run") in models.known_choices("signs")
+    assert "folder:signs-run" not in [v for _, v in models.known_choices("regression")]  # a signs model only
     with pytest.raises(gr.Error, match="There is no bundled model 'bundled:denoiser-mlp' for this tab: the bundled "
                                        "ones are bundled."):
         models.parse_choice("signs", "bundled:denoiser-mlp")
@@ -48,6 +62,7 @@ def test_the_cache_keeps_the_three_last_used_and_loads_each_once(tmp_path, monke
     for i in range(4):
         folders.append(tmp_path / f"m{i}")
         shutil.copytree(ROOT / "checkpoints" / "regression", folders[-1])
+    monkeypatch.setenv("DLHUB_SPACE_MODEL_DIRS", str(tmp_path))
     loads = []
     real_load = dlhub.load
 
@@ -139,7 +154,7 @@ def sign(tmp_path_factory):
 
 
 def test_the_regression_tab_says_which_model_it_compares_with(task1_dir):
-    from spaces import regression
+    from dlhub.space import regression
 
     data = regression.load_data(str(task1_dir / "Task1_1.npz"), None)
     fig, _, summary = regression.refit(data, 40.0, "bundled")
@@ -162,16 +177,18 @@ def test_every_model_endpoint_takes_an_optional_model_parameter(client):
 def test_models_tab_lists_both_pushed_models_with_their_metrics(client, pushed):
     table, note = client.predict("signs", "main metric", api_name="/list_models")
     rows = {row[0]: row for row in table["data"]}
-    assert set(rows) == {"bundled", *SIGNS}, rows.keys()
-    assert table["headers"][2] == "test accuracy ↑" and "2 found on the Hub" in note
+    assert {"bundled", *SIGNS} <= set(rows), rows.keys()  # and any other signs model the session's tests pushed
+    assert table["headers"][2] == "test accuracy ↑" and re.search(r"\d+ found on the Hub", note)
     for repo, (out, _) in pushed.items():
         metrics = json.loads((out / "metrics.json").read_text())
-        _, where, main, parameters, *_, results = rows[repo]
+        _, where, main, parameters, *_, by, _, results = rows[repo]
         assert where == "Hub" and main == pytest.approx(metrics["test_accuracy"], abs=1e-6)
         assert "test accuracy — " in results and ", test: " in results
         assert parameters == count_parameters(out / "model.safetensors")
-    values = [row[2] for row in table["data"]]
-    assert values == sorted(values, reverse=True)  # the main metric, best first
+        assert by == models.REPORTED  # test-org is not the project's organisation: the uploader's word
+    assert rows["bundled"][-3] == models.MEASURED
+    ranked = [(row[2] is None, row[-3] == models.REPORTED, -(row[2] or 0)) for row in table["data"]]
+    assert ranked == sorted(ranked)  # measured first, then reported, then none; each best first by the main metric
 
 
 @pytest.mark.slow
@@ -269,4 +286,5 @@ def test_results_pushed_by_dlhub_evaluate_appear_in_the_models_tab(pushed, tmp_p
     table, _ = models.list_models("signs")
     row = next(r for r in table["data"] if r[0] == repo)
     for r in measured:
-        assert f"{r['name']} — {r['dataset_name']}, {r['split']}: {r['value']:.4g}" in row[-1], row[-1]
+        shown = f"{models.as_text(r['name'])} — {models.as_text(r['dataset_name'])}, {r['split']}: {r['value']:.4g}"
+        assert shown in row[-1], row[-1]

@@ -87,3 +87,25 @@ def test_a_model_made_in_inference_mode_still_answers(fresh_cache):
         net, x = small_net(), torch.rand(2, 3, 8, 8)
         assert torch.allclose(forward(net, x), net(x), atol=1e-5)
     assert len(list(fresh_cache.iterdir())) == 1
+
+
+def test_the_graphs_folder_stays_under_its_cap_least_recently_used_first(fresh_cache, monkeypatch):
+    """Every distinct model leaves a graph: the folder is pruned to MAX_CACHE_BYTES after each export, the least
+    recently used first; a pruned graph is exported again when its model comes back, with the same answer."""
+    nets = [small_net() for _ in range(6)]
+    for i, net in enumerate(nets):
+        with torch.no_grad():
+            net[-1].bias.fill_(i)
+    x = torch.rand(1, 3, 8, 8)
+    forward(nets[0], x)
+    graph_bytes = max(p.stat().st_size for p in fresh_cache.iterdir())
+    monkeypatch.setattr(onnx, "MAX_CACHE_BYTES", int(2.5 * graph_bytes))
+    monkeypatch.setattr(onnx, "MAX_SESSIONS", 1)  # sessions dropped too: a model coming back needs its file
+    for net in nets[1:]:
+        forward(net, x)
+    kept = sorted(fresh_cache.iterdir(), key=lambda p: p.stat().st_mtime)
+    assert len(kept) == 2 and sum(p.stat().st_size for p in kept) <= onnx.MAX_CACHE_BYTES
+    newest = {onnx._versioned(f"net-{onnx.weights_digest(n)}-3x8x8") + ".onnx" for n in nets[-2:]}
+    assert {p.name for p in kept} == newest
+    assert torch.allclose(forward(nets[0], x), reference(nets[0], x), atol=1e-5)  # exported again
+    assert len(list(fresh_cache.iterdir())) == 2

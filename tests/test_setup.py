@@ -2,9 +2,12 @@
 
 import subprocess
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow  # runs scripts/setup.sh twice
 def test_second_install_installs_nothing():
     result = subprocess.run(["bash", "scripts/setup.sh", "--dev"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)

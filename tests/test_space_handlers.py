@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spaces import exercises, regression
+from dlhub.space import exercises, regression
 
 
 def test_refit_moves_with_sigma():
@@ -51,6 +51,7 @@ def test_choose_sigma_is_within_the_slider_and_says_so():
     assert "the bundled model's, chosen on the course's data, not on this data" in summary
 
 
+@pytest.mark.slow  # 20,000 gradient-descent steps, as the tab runs them: about a minute on 2 cores
 def test_training_reports_progress_and_explains_equal_accuracy():
     seen = []
     *_, summary = regression.train(regression.example_data(), progress=lambda f, desc=None: seen.append(f))
@@ -112,7 +113,7 @@ def face_image(size=96, shape=None):
 
 
 def test_denoising_psnr_moves_with_sigma():
-    from spaces import denoising
+    from dlhub.space import denoising
 
     clean, noisy, denoised, low = denoising.run(face_image(), 0.1, 0, False)
     *_, high = denoising.run(face_image(), 0.4, 0, False)
@@ -122,7 +123,7 @@ def test_denoising_psnr_moves_with_sigma():
 
 
 def test_denoising_model_choice_both_bundled_models_answer_and_say_so():
-    from spaces import denoising
+    from dlhub.space import denoising
 
     face = face_image()
     conv = denoising.run(face, 0.2, 0, False)  # /denoise's four inputs: the default model
@@ -146,7 +147,7 @@ def test_denoising_model_choice_both_bundled_models_answer_and_say_so():
 
 
 def test_denoising_an_already_noisy_photo_has_no_psnr():
-    from spaces import denoising
+    from dlhub.space import denoising
 
     clean, noisy, denoised, text = denoising.run(face_image(), 0.2, 0, True)
     assert clean is None and Image.open(denoised).size == Image.open(noisy).size and "no PSNR" in text
@@ -154,7 +155,7 @@ def test_denoising_an_already_noisy_photo_has_no_psnr():
 
 @pytest.mark.parametrize("seed", [-1, 2**31, 1.5, "abc", None])
 def test_denoising_seed_outside_the_range_is_a_clear_message(seed):
-    from spaces import denoising
+    from dlhub.space import denoising
 
     with pytest.raises(gr.Error, match="The noise seed must be a whole number from 0 to 2,147,483,647"):
         denoising.run(face_image(), 0.2, seed, False)
@@ -163,7 +164,7 @@ def test_denoising_seed_outside_the_range_is_a_clear_message(seed):
 def test_denoising_bad_images(tmp_path):
     from PIL import Image
 
-    from spaces import denoising
+    from dlhub.space import denoising
 
     with pytest.raises(gr.Error, match="No image"):
         denoising.run(None, 0.2, 0, False)
@@ -179,7 +180,7 @@ def test_denoising_bad_images(tmp_path):
 
 def test_signs_tab_top5_view_and_grad_cam(tmp_path):
     from dlhub.sign_drawings import draw_sign
-    from spaces import signs
+    from dlhub.space import signs
 
     path = tmp_path / "stop.png"
     draw_sign(14, 80).save(path)
@@ -194,7 +195,7 @@ def test_grad_cam_leaves_no_hook_and_matches_a_hooked_reference(tmp_path):
     import torch
 
     from dlhub.sign_drawings import draw_sign
-    from spaces import signs
+    from dlhub.space import signs
 
     model = signs.model()
     image = draw_sign(17, 80)
@@ -216,7 +217,7 @@ def test_grad_cam_leaves_no_hook_and_matches_a_hooked_reference(tmp_path):
 def test_signs_tab_bad_files(tmp_path):
     from PIL import Image
 
-    from spaces import signs
+    from dlhub.space import signs
 
     text = tmp_path / "not_an_image.png"
     text.write_text("hello")
@@ -231,7 +232,7 @@ def test_signs_tab_bad_files(tmp_path):
 
 
 def test_commands_tab_hears_each_example_and_plots_it():
-    from spaces import commands
+    from dlhub.space import commands
 
     examples = commands.examples()
     assert len(examples) == len(commands.EXAMPLE_WORDS) + 1 and examples[-1].endswith("noise.wav")
@@ -252,7 +253,7 @@ def test_commands_tab_any_format_and_rate(tmp_path):
     from espeak import speak, write_wav
 
     from dlhub import audio
-    from spaces import commands
+    from dlhub.space import commands
 
     x, rate = speak("left", "en-us")
     stereo_48k = np.round(np.stack([audio.resample(x / 32768, rate, 48000)] * 2, 1) * 20000).astype(np.int16)
@@ -266,7 +267,7 @@ def test_commands_tab_any_format_and_rate(tmp_path):
 def test_commands_tab_silence_short_and_broken_files(tmp_path):
     from espeak import write_wav
 
-    from spaces import commands
+    from dlhub.space import commands
 
     quiet = np.random.default_rng(0).normal(0, 20, 32000).astype(np.int16)
     scores, verdict, figure = commands.recognise(write_wav(tmp_path / "quiet.wav", quiet, 16000))
@@ -284,7 +285,7 @@ def test_commands_tab_silence_short_and_broken_files(tmp_path):
 def test_commands_tab_continuous_mode_lists_words_as_they_end():
     from espeak import speak
 
-    from spaces import commands
+    from dlhub.space import commands
 
     words = ["up", "stop", "go"]
     parts = [speak(w, "en", silence_s=0.5) for w in words]
@@ -301,7 +302,7 @@ def test_commands_tab_continuous_mode_lists_words_as_they_end():
 def test_commands_tab_continuous_mode_lists_only_commands():
     from espeak import speak
 
-    from spaces import commands
+    from dlhub.space import commands
 
     parts = [speak(w, voice, silence_s=0.5) for w, voice in [("left", "en-us"), ("hello", "en"), ("yes", "en-us")]]
     stream = np.concatenate([p for p, _ in parts] + [np.zeros(parts[0][1], np.int16)])
@@ -312,7 +313,7 @@ def test_commands_tab_continuous_mode_lists_only_commands():
 
 
 def test_landmarks_tab_draws_the_astronaut_and_lists_68_points():
-    from spaces import landmarks
+    from dlhub.space import landmarks
 
     (example,) = landmarks.examples()
     drawn, rows, table, faces, summary = landmarks.run(example, True, True, True)
@@ -329,7 +330,7 @@ def test_landmarks_tab_draws_the_astronaut_and_lists_68_points():
 def test_landmarks_tab_no_face_and_bad_files(tmp_path):
     from PIL import Image
 
-    from spaces import landmarks
+    from dlhub.space import landmarks
 
     sky = tmp_path / "sky.png"
     Image.new("RGB", (400, 300), (120, 170, 230)).save(sky)
@@ -343,7 +344,7 @@ def test_landmarks_tab_no_face_and_bad_files(tmp_path):
 
 
 def test_an_unexpected_error_is_logged_and_shown_as_one_sentence(caplog):
-    from spaces.common import SERVER_ERROR, handler
+    from dlhub.space.common import SERVER_ERROR, handler
 
     def broken(x):
         raise ZeroDivisionError("a bug")
@@ -357,3 +358,41 @@ def test_an_unexpected_error_is_logged_and_shown_as_one_sentence(caplog):
     assert "ZeroDivisionError: a bug" in caplog.text  # the traceback is in the server's log
     with pytest.raises(gr.Error, match="Upload an image."):  # a message for the user passes through as it is
         handler(bad_input)(1)
+
+
+def test_an_npz_that_would_unpack_to_too_much_is_refused_before_it_is_read(tmp_path):
+    """A zip of zeros (400 MB in 2 MB) and a header claiming 10¹¹ values it does not hold: one message each, from the
+    zip's directory and the arrays' headers, before NumPy allocates anything."""
+    import resource
+
+    from test_security import npz_bomb, npz_claiming
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    bomb = npz_bomb(tmp_path / "Task1_1.npz", 400 * 2**20)
+    assert bomb.stat().st_size < 4 * 2**20
+    with pytest.raises(gr.Error) as refused:
+        regression.load_data(str(bomb), None)
+    assert refused.value.message == ("Task1_1.npz unpacks to 400 MB, more than the 50 MB this accepts: the course's "
+                                     "files take a few kB.")
+    (tmp_path / "claims").mkdir()
+    with pytest.raises(gr.Error) as refused:
+        regression.load_data(None, str(npz_claiming(tmp_path / "claims" / "Task1_2.npz", 10**11)))
+    assert refused.value.message == "Task1_2.npz: X_trn declares more data than it holds."
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100_000  # kB
+
+
+def test_a_recording_without_a_duration_is_decoded_only_to_the_cap(tmp_path):
+    """A browser's WebM has no duration in its header: only the first MAX_UPLOAD_S are decoded, and the answer says
+    the rest was not analysed."""
+    from test_security import headerless_recording
+
+    from dlhub import audio
+    from dlhub.space import commands
+
+    recording = headerless_recording(tmp_path / "ten-minutes.webm")
+    x, rate, duration = audio.load_audio_file(recording, 60)
+    assert duration == float("inf") and len(x) == 60 * rate
+    x, rate, duration = audio.load_audio_file(recording, None)  # no cap asked: all of it
+    assert duration == pytest.approx(600, abs=0.1) and len(x) == pytest.approx(600 * rate, abs=rate)
+    _, verdict, _ = commands.recognise(str(recording))
+    assert "The recording is longer than 60 s: only its first 60 s were analysed." in verdict

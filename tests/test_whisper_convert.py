@@ -58,7 +58,7 @@ def numpy_encoder(ct2, mel):
     return layer_norm(x, v["encoder/layer_norm/gamma"], v["encoder/layer_norm/beta"])
 
 
-@pytest.mark.parametrize("positions", [50, 1500])
+@pytest.mark.parametrize("positions", [50, pytest.param(1500, marks=pytest.mark.slow)])  # 1500: the whole 30 s
 def test_transformers_encoder_equals_the_ct2_computation(ct2, positions):
     from transformers import WhisperModel
 

@@ -43,6 +43,7 @@ from dlhub.errors import DataError
 from dlhub.evaluation import DENOISE_TEST_SIGMAS, denoise_batches, denoiser_test, noisy_pairs
 from dlhub.metrics import psnr
 from dlhub.plots import plot_denoising_grid, plot_history
+from dlhub.tasks import BASELINES, hub_org
 from dlhub.training import find_checkpoint, keep_best, save_and_push, save_checkpoint, start_or_resume
 
 IMAGE_SIZE = 64  # the course's face_data.npy size, for both architectures
@@ -253,7 +254,7 @@ def model_card(args, metrics: dict, data_summary: dict[str, tuple[int, int]], tr
     n_images = sum(n for n, _ in data_summary.values())
     return render_model_card(
         "denoiser", args=args, metrics=metrics, training_command=training_command or command_line(),
-        repo_id=args.hub_model_id or ("dlhub-course/face-denoiser-mlp" if args.arch == "mlp" else None),
+        repo_id=args.hub_model_id or (f"{hub_org()}/{BASELINES['denoiser-mlp'][1]}" if args.arch == "mlp" else None),
         data_summary=data_summary, test_sigmas=DENOISE_TEST_SIGMAS,
         # load_faces splits Olivetti's layout (40 people × 10) by person without --people
         olivetti_layout=bool(not args.people and data_summary["train"][1] and n_images == OLIVETTI_SHAPE[0]))

@@ -6,11 +6,13 @@ Task1_2.npz: arr_0 X_train (n,2), arr_1 X_test (m,2), arr_2 y_train (n,1), arr_3
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from dlhub.cache import MB, megabytes_setting
 from dlhub.errors import DataError
 
 REGRESSION_FILE, CLASSIFICATION_FILE = "Task1_1.npz", "Task1_2.npz"
@@ -21,15 +23,52 @@ CLASSIFICATION_KEYS = {"arr_0": (2, "training points"), "arr_1": (2, "test point
                        "arr_2": (1, "training labels"), "arr_3": (1, "test labels")}
 
 
+# What an .npz may unpack to (DLHUB_MAX_NPZ_MB): the course's files are a few kB; a zip of zeros can be a thousand
+# times its own size
+MAX_NPZ_BYTES = megabytes_setting("DLHUB_MAX_NPZ_MB", 50)
+MAX_NPZ_MEMBERS = 64
+
+
+def check_npz(path, max_bytes: int | None = None) -> None:
+    """Refuse an .npz before it is unpacked when its arrays would take more than `max_bytes` (MAX_NPZ_BYTES): the
+    zip's directory gives each member's unpacked size (zipfile never reads past it), and each array's header its
+    shape, which must fit in that size (NumPy allocates the shape before it reads)."""
+    path, limit = Path(path), MAX_NPZ_BYTES if max_bytes is None else max_bytes
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_NPZ_MEMBERS:
+                raise DataError(f"{path.name} holds {len(members):,} arrays: the course's files hold four")
+            unpacked = sum(m.file_size for m in members)
+            if unpacked > limit:
+                raise DataError(f"{path.name} unpacks to {unpacked / MB:,.0f} MB, more than the {limit / MB:g} MB "
+                                "this accepts: the course's files take a few kB")
+            for member in members:
+                if not member.filename.endswith(".npy"):
+                    continue
+                with archive.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                                   np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(f, max_header_size=10_000)
+                if math.prod(shape) * dtype.itemsize > member.file_size:
+                    raise DataError(f"{path.name}: {member.filename[:-4][:50]} declares more data than it holds")
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, TypeError) as err:
+        raise DataError(f"{path.name} is not a readable .npz file ({type(err).__name__})") from None
+
+
 def _read_npz(path, keys: dict) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} not found")
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path} is not a readable .npz file ({err})") from None
+        raise DataError(f"{path.name} is not a readable .npz file ({str(err)[:200]})") from None
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise DataError(f"{path.name}: missing keys {missing} (expected {list(keys)}, found {sorted(arrays)})")

@@ -7,6 +7,7 @@ finds the speech, so silence or noise alone gives "no command heard" rather than
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import subprocess
 import wave
@@ -19,11 +20,11 @@ from matplotlib.figure import Figure
 from dlhub import audio
 from dlhub.data.speech_commands import SILENCE, UNKNOWN, WORDS
 from dlhub.errors import DataError
-from spaces import models
-from spaces.common import EXAMPLES_DIR, clear_on_failure, handler, user_error, user_warning
+from dlhub.space import models
+from dlhub.space.common import EXAMPLES_DIR, CheckedAudio, clear_on_failure, handler, user_error, user_warning
 
 TITLE = "Voice commands"
-MAX_SECONDS = 60.0  # longer uploads are cut (with a warning): a command is a second long
+MAX_SECONDS = audio.MAX_UPLOAD_S  # only this much of an upload is decoded (with a warning): a command is a second long
 MIN_SECONDS = 0.1
 SURE = 0.5  # below this top probability the answer says it is unsure
 # (word, espeak-ng voice): synthetic speakers the model never heard in training, all recognised by the bundled model
@@ -115,13 +116,16 @@ def recognise(path: str | None, model: str | None = models.DEFAULT):
         x = audio.resample(x, rate)
     except DataError as err:
         raise user_error(f"{str(err)[0].upper()}{str(err)[1:]}.") from None
+    trimmed = ""
     if duration > MAX_SECONDS:
-        user_warning(f"The recording is {duration:.0f} s long: only its first {MAX_SECONDS:.0f} s were analysed.")
+        length = "longer than" if math.isinf(duration) else f"{duration:.0f} s long, over"
+        trimmed = f"The recording is {length} {MAX_SECONDS:.0f} s: only its first {MAX_SECONDS:.0f} s were analysed."
+        user_warning(trimmed)
     if len(x) < MIN_SECONDS * audio.SAMPLING_RATE:
         raise user_error(f"The recording is {len(x) / audio.SAMPLING_RATE:.2f} s long: say the command in a clip of "
                          "at least half a second.")
     classifier = models.get_model("commands", model)
-    answered = f"\n\n{models.answered_line(classifier)}"
+    answered = f"\n\n{trimmed + '  ' if trimmed else ''}{models.answered_line(classifier)}"
     detections = classifier.classify_segments(x, audio.SAMPLING_RATE, top_k=3)
     if not detections:
         return None, NO_COMMAND + answered, plot_heard(x, [], None, None)
@@ -213,7 +217,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     choice = models.ModelChoice("commands", TITLE, "commands", describe)
     with gr.Row():
         with gr.Column():
-            recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="your command",
+            recording = CheckedAudio(sources=["microphone", "upload"], type="filepath", label="your command",
                                  elem_id="commands-input")
             submit = gr.Button("Recognise again", variant="secondary", elem_id="commands-submit")
             gr.Markdown("*A recording is recognised as soon as you press Stop, upload a file or pick an example.*")

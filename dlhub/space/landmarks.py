@@ -10,8 +10,8 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 from dlhub.data.landmarks import CONTOURS
-from spaces import models
-from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, open_image,
+from dlhub.space import models
+from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, open_image,
                            user_warning)
 
 TITLE = "Face landmarks"

@@ -8,8 +8,8 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
-from spaces import models
-from spaces.common import CheckedImage, clear_on_failure, example_file, handler, image_file, open_image
+from dlhub.space import models
+from dlhub.space.common import CheckedImage, clear_on_failure, example_file, handler, image_file, open_image
 
 TITLE = "Traffic signs"
 CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")

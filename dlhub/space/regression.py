@@ -19,8 +19,8 @@ from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
 from dlhub.regression import (irls, make_task1_example, plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves,
                               plot_regression, select_sigma, train_logistic)
-from spaces import models
-from spaces.common import clear_on_failure, handler, user_error
+from dlhub.space import models
+from dlhub.space.common import CheckedFile, clear_on_failure, handler, user_error, without_paths
 
 TITLE = "Regression"
 SIGMA_MIN, SIGMA_MAX = 0.1, 300.0
@@ -68,7 +68,8 @@ def load_data(regression_file, classification_file) -> dict:
             data["clf"] = read_classification_npz(classification_file)
             names.append(Path(classification_file).name)
     except DLHubError as err:
-        raise user_error(str(err)) from None
+        message = without_paths(str(err))
+        raise user_error(message if message.endswith(".") else f"{message}.") from None
     if names:
         data["name"] = "uploaded " + " and ".join(names) + (" (example data for the other part)" if
                                                              len(names) == 1 else "")
@@ -256,9 +257,9 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     gr.Markdown("#### Your data\nThe tab starts on example data in the course's layout. Upload the course's "
                 "`Task1_1.npz` and/or `Task1_2.npz` (or any file with the same keys) to refit on them.")
     with gr.Row():
-        regression_file = gr.File(label="Task1_1.npz (X_trn, Y_trn, X_val, Y_val)", file_types=[".npz"],
+        regression_file = CheckedFile(label="Task1_1.npz (X_trn, Y_trn, X_val, Y_val)", file_types=[".npz"],
                                   type="filepath", elem_id="regression-file")
-        classification_file = gr.File(label="Task1_2.npz (arr_0 … arr_3)", file_types=[".npz"], type="filepath",
+        classification_file = CheckedFile(label="Task1_2.npz (arr_0 … arr_3)", file_types=[".npz"], type="filepath",
                                       elem_id="classification-file")
     data = gr.State(None)
 

@@ -1,11 +1,12 @@
-"""What every tab shares: user-facing errors, handlers safe under concurrent requests, the model line, example files,
-image-size limits. Choosing and loading models: spaces/models.py."""
+"""What every tab shares: user-facing errors (never naming a server path), handlers safe under concurrent requests,
+the model line, example files, image-size and upload limits. Choosing and loading models: dlhub/space/models.py."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
+from dlhub.cache import MB, megabytes_setting, prune_lru
 from dlhub.errors import DLHubError
 from dlhub.modeling import MAX_PIXELS
 from dlhub.tasks import get_task
@@ -23,7 +25,12 @@ MIN_IMAGE_SIDE = 8
 # Output images are written here, one new file per request, and handed to Gradio as paths (see `image_file`)
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "dlhub-space-outputs"
 OUTPUT_MAX_AGE_S = 600
+OUTPUT_MAX_BYTES = megabytes_setting("DLHUB_OUTPUT_CACHE_MB", 200)  # and at most this much, the oldest removed first
+OUTPUT_IN_USE_S = 60  # younger files may not have been copied by Gradio yet: never removed
 _last_prune = [0.0]  # time.time() of the last clean-up of OUTPUT_DIR
+# Uploads: Gradio refuses larger files (CourseSpace.launch sets it however the app is started), and the upload
+# components check it again when they read a file (`checked_upload`), which holds however the app is launched
+MAX_UPLOAD_MB = int(os.environ.get("DLHUB_MAX_UPLOAD_MB", "20"))
 SERVER_ERROR = "Something went wrong on the server; it was logged."
 log = logging.getLogger("dlhub.space")
 
@@ -31,6 +38,21 @@ log = logging.getLogger("dlhub.space")
 def user_error(message: str) -> gr.Error:
     """A gr.Error for bad user input: shown in the page, not printed as a server traceback (it is not a bug)."""
     return gr.Error(message, print_exception=False)
+
+
+# A server path in a message: from / or ~, not inside a URL or a repo id (no letter, ':', '/' or '.' just before it)
+_SERVER_PATH = re.compile(r"(?<![\w:/.~-])[/~][^\s'\"`,;()\[\]]*")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every server path cut to its last part ("/srv/models/run-3" → "run-3"): what the page shows of
+    an error never says where things are on the server."""
+
+    def last_part(match: re.Match) -> str:
+        path = match.group(0).rstrip(".:")
+        return (Path(path).name or "…") + match.group(0)[len(path):]
+
+    return _SERVER_PATH.sub(last_part, text)
 
 
 def user_warning(message: str) -> None:
@@ -92,12 +114,17 @@ def image_file(image: Image.Image, name: str = "image") -> str:
     now = time.time()
     if now - _last_prune[0] > OUTPUT_MAX_AGE_S / 10:  # not on every request: the folder holds minutes of outputs
         _last_prune[0] = now  # two requests pruning at once is harmless
+        recent = []
         for old in OUTPUT_DIR.glob("*.png"):  # Gradio has its own copy by then
             try:
-                if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                age = now - old.stat().st_mtime
+                if age > OUTPUT_MAX_AGE_S:
                     old.unlink()
+                elif age < OUTPUT_IN_USE_S:
+                    recent.append(old)
             except OSError:
                 pass
+        prune_lru(OUTPUT_DIR.glob("*.png"), OUTPUT_MAX_BYTES, recent)
     fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".png", dir=OUTPUT_DIR)
     with os.fdopen(fd, "wb") as f:
         image.save(f, format="PNG")
@@ -145,14 +172,48 @@ def open_image(path: str | None) -> Image.Image:
     return image
 
 
+def check_upload_size(payload) -> None:
+    """Refuse an uploaded file over MAX_UPLOAD_MB before it is read, with one sentence."""
+    path = getattr(payload, "path", None)
+    try:
+        size = os.path.getsize(path) if path else 0
+    except OSError:
+        return  # no such file: the component's own reading says so
+    if size > MAX_UPLOAD_MB * MB:
+        raise user_error(f"The file is {size / MB:,.0f} MB: upload one of at most {MAX_UPLOAD_MB} MB.")
+
+
+class CheckedFile(gr.File):
+    """gr.File that refuses a file over MAX_UPLOAD_MB when it is read, however the app was launched."""
+
+    def get_block_name(self) -> str:
+        return "file"
+
+    def preprocess(self, payload):
+        check_upload_size(payload)
+        return super().preprocess(payload)
+
+
+class CheckedAudio(gr.Audio):
+    """gr.Audio that refuses a file over MAX_UPLOAD_MB when it is read, however the app was launched."""
+
+    def get_block_name(self) -> str:
+        return "audio"
+
+    def preprocess(self, payload):
+        check_upload_size(payload)
+        return super().preprocess(payload)
+
+
 class CheckedImage(gr.Image):
-    """gr.Image whose own preprocessing (Gradio opens every upload) turns an unreadable file into a clear message
-    instead of a generic server error."""
+    """gr.Image whose own preprocessing (Gradio opens every upload) refuses a file over MAX_UPLOAD_MB and turns an
+    unreadable file into a clear message instead of a generic server error."""
 
     def get_block_name(self) -> str:
         return "image"  # drawn by the browser's own Image component
 
     def preprocess(self, payload):
+        check_upload_size(payload)
         try:
             return super().preprocess(payload)
         except gr.Error:

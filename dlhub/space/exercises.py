@@ -7,7 +7,7 @@ import math
 import gradio as gr
 
 from dlhub.exercises import COURSE_WEIGHTS, Z_FIXED_POINTS, mlp_autograd, mlp_step, plot_z, sigmoid, z_explanation
-from spaces.common import clear_on_failure, handler, user_warning
+from dlhub.space.common import clear_on_failure, handler, user_warning
 
 TITLE = "Exercises"
 # requests computed at once, from benchmarks/concurrency.py (see "A whole class at once" in the README)

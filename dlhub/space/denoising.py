@@ -11,8 +11,8 @@ from PIL import Image
 
 from dlhub.denoise import add_noise
 from dlhub.metrics import psnr
-from spaces import models
-from spaces.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, open_image,
+from dlhub.space import models
+from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, open_image,
                            user_error)
 
 TITLE = "Face denoising"

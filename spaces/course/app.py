@@ -1,0 +1,3 @@
+from dlhub.space import build_demo
+demo = build_demo()
+demo.launch()
