@@ -218,7 +218,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     with gr.Row():
         with gr.Column():
             recording = CheckedAudio(sources=["microphone", "upload"], type="filepath", label="your command",
-                                 elem_id="commands-input")
+                                     elem_id="commands-input")
             submit = gr.Button("Recognise again", variant="secondary", elem_id="commands-submit")
             gr.Markdown("*A recording is recognised as soon as you press Stop, upload a file or pick an example.*")
             gr.Examples(examples(), [recording], label="examples: words spoken by espeak-ng (voices the model never "

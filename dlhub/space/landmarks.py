@@ -11,8 +11,8 @@ from PIL import Image, ImageDraw
 
 from dlhub.data.landmarks import CONTOURS
 from dlhub.space import models
-from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file, open_image,
-                           user_warning)
+from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file,
+                                open_image, user_warning)
 
 TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
@@ -105,7 +105,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     with gr.Row():
         with gr.Column():
             photo = CheckedImage(type="filepath", sources=["upload", "webcam", "clipboard"], label="photo",
-                             elem_id="landmarks-input", height=360)
+                                 elem_id="landmarks-input", height=360)
             with gr.Row():
                 points = gr.Checkbox(True, label="points")
                 lines = gr.Checkbox(True, label="contour lines")

@@ -258,9 +258,9 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
                 "`Task1_1.npz` and/or `Task1_2.npz` (or any file with the same keys) to refit on them.")
     with gr.Row():
         regression_file = CheckedFile(label="Task1_1.npz (X_trn, Y_trn, X_val, Y_val)", file_types=[".npz"],
-                                  type="filepath", elem_id="regression-file")
+                                      type="filepath", elem_id="regression-file")
         classification_file = CheckedFile(label="Task1_2.npz (arr_0 … arr_3)", file_types=[".npz"], type="filepath",
-                                      elem_id="classification-file")
+                                          elem_id="classification-file")
     data = gr.State(None)
 
     gr.Markdown("#### 1.1 Iteratively reweighted least squares")

@@ -75,7 +75,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     with gr.Row():
         with gr.Column():
             image = CheckedImage(type="filepath", sources=["upload", "clipboard"], label="sign photo",
-                             elem_id="signs-input", height=260)
+                                 elem_id="signs-input", height=260)
             gr.Examples(examples(), [image])
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="top 5", elem_id="signs-label")
