@@ -43,6 +43,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from dlhub.cache import MB, megabytes_setting
 from dlhub.errors import (CheckpointError, DLHubError, HubRepoNotFoundError, HubUnreachableError, ModelNotFoundError,
                           WrongTaskError)
 from dlhub.modeling import WEIGHTS_NAME, HubModel
@@ -58,8 +59,7 @@ _hub_down: dict[str, float] = {}  # endpoint → time.monotonic() until which it
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 REVISION = re.compile(r"^[\w.-]+(?:/[\w.-]+)*$")  # a branch, tag or commit sha after ORG/NAME@
 MODEL_FILES = ["*.safetensors", "*.json", "README.md", "*.png"]  # the plots are small; the Space shows them
-MB = 1024 * 1024
-MAX_MODEL_BYTES = int(float(os.environ.get("DLHUB_MAX_MODEL_MB") or 300) * MB)  # a Hub repo's model files, in all
+MAX_MODEL_BYTES = megabytes_setting("DLHUB_MAX_MODEL_MB", 300)  # a Hub repo's model files, in all
 MAX_PARAMETERS = int(float(os.environ.get("DLHUB_MAX_PARAMETERS") or 100e6))  # parameters and buffers of one model
 DOWNLOAD_TIMEOUT_S = float(os.environ.get("DLHUB_DOWNLOAD_TIMEOUT") or 300)  # one repo's download, in all
 MAX_CONFIG_BYTES = 64 * 1024  # config.json holds settings and label names: a few kB
