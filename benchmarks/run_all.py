@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["regression", "denoiser", "gtsrb", "landmarks", "commands"]
+SCRIPTS = ["regression", "denoiser", "gtsrb", "landmarks", "commands", "commands_recordings"]
 BUNDLED = {"regression": "regression", "denoiser": "denoiser", "gtsrb": "signs", "landmarks": "landmarks",
-           "commands": "commands"}  # script → its task's bundled model folder
+           "commands": "commands", "commands_recordings": "commands"}  # script → its task's bundled model folder
 # what a card's report needs beyond the defaults: the denoiser card has a BM3D column and a leave-one-source-out
 # table (the held-out runs are the README's train/dae.py commands; a missing one is skipped with a note)
 CARD_ARGUMENTS = {"denoiser": ["--bm3d", "pytorch_tutorial_faces", "olivetti_faces.npy"]}
@@ -79,7 +79,8 @@ def denoiser_cell(d: dict, method: str = "ours") -> str:
 
 
 def rows(r: dict) -> list[str]:
-    g, d, reg, lm, c = (r[k] for k in SCRIPTS[2:3] + SCRIPTS[1:2] + SCRIPTS[:1] + SCRIPTS[3:])
+    g, d, reg, lm, c, rec = (r[k] for k in ("gtsrb", "denoiser", "regression", "landmarks", "commands",
+                                           "commands_recordings"))
     return [
         f"| regression (Task 1) | validation MSE **{reg['val_mse_irls']:.5f}**; logistic test accuracy "
         f"{reg['test_accuracy_logistic_decay']:.3f} | {reg['latency_ms']:.3f} ms (1,000 points) | – | ordinary least "
@@ -102,6 +103,11 @@ def rows(r: dict) -> list[str]:
         f"{c.get('val_silence_rejected_clean', nan):.4f} | {c['latency_ms']:.1f} ms (1-s clip) | "
         f"{c['clips_per_s']:.0f} clips/s | Whisper's 30 s padding: {c['whisper_30s_latency_ms']:.0f} ms | "
         f"{c['speedup_vs_30s']:.1f}× faster |",
+        "| voice commands in recordings (Task 5) | " + "; ".join(
+            f"{what} answered right **{e['rate']:.3f}** (95% CI {e['ci95'][0]:.3f}–{e['ci95'][1]:.3f}, n = {e['n']})"
+            for what, e in ((w, rec[k]) for w, k in (("commands", "command"), ("other words", "other_word"),
+                                                     ("noise", "noise")))) +
+        f" | {rec['latency_ms']:.0f} ms (3-s recording; the tab with its plot {rec['tab_latency_ms']:.0f} ms) | – | – | – |",
     ]
 
 

@@ -4,6 +4,11 @@ Each task's template (`hub_cards/<task>.md`) extends the common skeleton `hub_ca
 card's prose, sets `results` (the metrics of the table and of the model-index), `tags` and `images`, and reads only
 the facts a train script passes (its arguments, metrics.json, the data and weights actually used). A card is parsed
 back with huggingface_hub's card data classes before it is saved or pushed (`check_card`).
+
+A result may carry `estimate` (dlhub.metrics.intervals.Estimate: its 95% interval and sample size n, which the card's
+table shows and the model-index records as the metric's `args`: {ci95: [low, high], n, interval}) and `headline`
+(true for the figures a user should expect, stated under the summary). The card keeps, as `headline_gaps`, the
+headline figures that have no interval (scripts/render_cards.py --check fails on them).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
 from dlhub.errors import ModelCardError
+from dlhub.metrics.intervals import BOOTSTRAP, WILSON, command_estimates, estimate
 from dlhub.tasks import TASKS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "hub_cards"
@@ -37,6 +43,21 @@ LICENSE = "mit"  # the project's LICENSE covers the weights it trains
 
 def format_value(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def measured(result: dict) -> str:
+    """A result's value as the card's table shows it: with its 95% interval and n when it has one."""
+    found = result.get("estimate")
+    return format_value(result["value"]) if found is None else found.text()
+
+
+def expected(result: dict) -> str:
+    """"name value (95% CI low–high, n = N)": a headline figure as the card states it under its summary."""
+    return f"{result['name']} {measured(result)}"
+
+
+INTERVALS_NOTE = (f"95% intervals: {WILSON} for proportions (accuracy, rejection), {BOOTSTRAP} of the per-item values "
+                  "for means (MSE, NME, PSNR); n is the number of items measured.")
 
 
 def paragraphs(text: str) -> str:
@@ -67,7 +88,9 @@ def slug(text: str) -> str:
 # A line holding only a tag ({% if %}, {% set %}) leaves nothing in the card; Markdown is not escaped
 ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
-ENVIRONMENT.filters.update(number=format_value, paragraphs=paragraphs, path_name=path_name, stem=stem, slug=slug)
+ENVIRONMENT.filters.update(number=format_value, paragraphs=paragraphs, path_name=path_name, stem=stem, slug=slug,
+                           measured=measured, expected=expected)
+ENVIRONMENT.globals.update(estimate=estimate, command_estimates=command_estimates, intervals_note=INTERVALS_NOTE)
 
 
 def render_model_card(task: str, *, args, metrics: dict, training_command: str, repo_id: str | None = None,
@@ -83,18 +106,22 @@ def render_model_card(task: str, *, args, metrics: dict, training_command: str, 
     template = ENVIRONMENT.get_template(f"{task}.md")
     try:
         # the template's own settings (results, tags) are read first: the card data in its header is made of them
-        settings = template.make_module({**context, "card_data": ""})
+        settings = template.make_module({**context, "card_data": "", "headlines": []})
+        headlines = [r for r in settings.results if r.get("headline")]
         card_data = ModelCardData(
             license=LICENSE, library_name="pytorch", base_model=base_model, datasets=datasets or None,
             tags=["dlhub", "pytorch_model_hub_mixin", task, *settings.tags], model_name=repo_id,
             eval_results=[EvalResult(task_type=r["task_type"], dataset_type=r["dataset_type"],
                                      dataset_name=r["dataset_name"], dataset_split=r["split"], metric_type=r["type"],
-                                     metric_name=r["name"], metric_value=round(float(r["value"]), 6))
+                                     metric_name=r["name"], metric_value=round(float(r["value"]), 6),
+                                     metric_args=r["estimate"].args() if r.get("estimate") else None)
                           for r in settings.results])
-        card = ModelCard(template.render(**context, card_data=card_data.to_yaml()))
+        card = ModelCard(template.render(**context, card_data=card_data.to_yaml(), headlines=headlines))
     except (jinja2.UndefinedError, KeyError, TypeError, ValueError) as err:
         raise ModelCardError(f"hub_cards/{task}.md could not be rendered from these facts: {err}") from None
-    return check_card(card)
+    card = check_card(card)
+    card.headline_gaps = [r["name"] for r in headlines if r.get("estimate") is None]
+    return card
 
 
 def check_card(card) -> ModelCard:
@@ -255,3 +282,50 @@ def fill_card_block(folder, name: str, markdown: str) -> Path:
     without that block gets it appended as a section of its own."""
     card = Path(folder) / "README.md"
     return write_card(folder, with_block(card.read_text(), name, markdown))
+
+
+# -- screenshots of the Space, and the models they were taken with -----------------------------------------------------
+SCREENSHOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+MANIFEST_NAME = "manifest.json"
+DIGESTED = ("model.safetensors", "metrics.json")  # what a tab shows of a bundled model: its answers and its figures
+
+
+def model_digests(folder) -> dict[str, str]:
+    """{file: sha256} of the files of a bundled model folder that a screenshot shows the effect of."""
+    import hashlib
+
+    out = {}
+    for name in DIGESTED:
+        path = Path(folder) / name
+        if path.is_file():
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            out[name] = digest.hexdigest()
+    return out
+
+
+def stale_screenshots(root=None, shots=None) -> list[str]:
+    """The screenshots (docs/screenshots/<tab>.jpg) not taken with today's bundled models: the models recorded for
+    each in manifest.json (scripts/screenshots.py writes it) whose digests differ, and screenshots it does not
+    record. One line each."""
+    root = Path(root) if root else SCREENSHOTS_DIR.parent.parent
+    shots = Path(shots) if shots else root / "docs" / "screenshots"
+    manifest_file = shots / MANIFEST_NAME
+    try:
+        tabs = json.loads(manifest_file.read_text()).get("tabs", {}) if manifest_file.is_file() else {}
+    except (OSError, ValueError):
+        tabs = {}
+    lines = []
+    for shot in sorted(shots.glob("*.jpg")):
+        tab = shot.stem
+        if tab not in tabs:
+            lines.append(f"docs/screenshots/{shot.name}: not recorded in docs/screenshots/{MANIFEST_NAME}: run python "
+                         f"scripts/screenshots.py {tab}")
+            continue
+        for folder, digests in tabs[tab].get("models", {}).items():
+            if model_digests(root / "checkpoints" / folder) != digests:
+                lines.append(f"docs/screenshots/{shot.name}: taken with another checkpoints/{folder} (model.safetensors "
+                             f"or metrics.json changed since): run python scripts/screenshots.py {tab}")
+    return lines

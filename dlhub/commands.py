@@ -319,3 +319,47 @@ def keyword_spotting_report(probs: np.ndarray, labels: np.ndarray, names: list[s
             chosen = labels == names.index(name)
             report[key], report[f"{name}_clips"] = float(rejected[chosen].mean()), int(chosen.sum())
     return report
+
+
+def cross_validate(copies: list[torch.Tensor], labels: np.ndarray, groups: np.ndarray, make_model, *, epochs: int,
+                   batch_size: int, lr: float, weight_decay: float, label_smoothing: float, folds: int = 5,
+                   seed: int = 0, desc: str = "cross-validation", show: bool = True) -> dict:
+    """Speaker-grouped k-fold cross-validation of a head: for each fold, a fresh `make_model()` trained as
+    train/commands.py trains it on every copy (`copies`: (N, n_features) features, the clean clips first, then their
+    augmented copies) of the other folds' clips, then scored on the fold's clean clips (groups: speaker, else noise
+    recording). The out-of-fold predictions → keyword_spotting_report, with the counts an interval needs."""
+    from tqdm.auto import tqdm
+
+    names = np.unique(groups)
+    np.random.default_rng(seed).shuffle(names)
+    probs = np.zeros((len(labels), 12), np.float32)
+    targets = torch.as_tensor(labels)
+    for k, held_out in enumerate(tqdm(np.array_split(names, folds), desc=desc, disable=not show, leave=False)):
+        test = torch.from_numpy(np.isin(groups, held_out))
+        x = torch.cat([c[~test] for c in copies])
+        y = targets[~test].repeat(len(copies))
+        torch.manual_seed(seed + k)
+        model = make_model()
+        model.feature_mean.copy_(x.mean(0))
+        model.feature_std.copy_(x.std(0) + 1e-5)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        steps_per_epoch = max(1, len(y) // batch_size)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, pct_start=0.1,
+                                                        total_steps=epochs * steps_per_epoch)
+        model.train()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(y))[:steps_per_epoch * batch_size].split(batch_size):
+                loss = nn.functional.cross_entropy(model(x[batch]), y[batch], label_smoothing=label_smoothing)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+        model.eval()
+        with torch.no_grad():
+            fold_probs = torch.softmax(model(copies[0][test]), 1).numpy()
+        probs[test.numpy(), :fold_probs.shape[1]] = fold_probs
+    names_of = list(make_model().labels)
+    report = keyword_spotting_report(probs[:, :len(names_of)], np.asarray(labels), names_of)
+    out = {"folds": folds, "speakers": len({g for g, lab in zip(groups, labels) if names_of[lab] != "silence"}),
+           "clips": len(labels), **report, "command_correct": round(report["command_accuracy"] * report["command_clips"])}
+    return out

@@ -8,6 +8,7 @@ model card's model-index on the Hub.
     python -m dlhub.evaluate denoiser ORG/NAME --dataset faces.npy --people people.npy --split validation
     python -m dlhub.evaluate regression --dataset ../shared/data/task1                       # the default model
     accelerate launch -m dlhub.evaluate signs ORG/NAME --dataset ORG/gtsrb                  # on every GPU
+    python -m dlhub.evaluate landmarks checkpoints/landmarks --dataset ../shared/data/landmarks/helen --write-intervals
 
 TASK is one of regression, denoiser, signs, landmarks, commands. SOURCE is a Hub repo id, a local model folder, or
 left out for `dlhub.load(TASK)` (the configured Hub repo, else the bundled checkpoint); --revision picks a Hub
@@ -29,6 +30,26 @@ The table goes to standard output, followed by the JSON (task, model, dataset, c
 you (your user or one of your organisations), else a pull request, as the Hub's own evaluation PRs are. Each result
 names the dataset (its Hub id, or the local folder's name), the dataset's Hub revision (none for local data), and, as
 its source, this command with a link to the model revision that was measured.
+
+Every headline figure is reported with its 95% interval and the number of items it is over (`<metric>_ci95`,
+`<metric>_n`; dlhub/metrics/intervals.py: Wilson for proportions, a percentile bootstrap of the per-item values for
+means). --write-intervals adds those fields to the metrics.json of SOURCE (a local model folder, e.g. a bundled
+checkpoint) for the figures it already records, and changes no other field: how the cards, the README table and the
+Space's headers of a model trained before the intervals were recorded get them. It refuses (and writes nothing) when a
+figure measured now differs from the recorded one: the data or the model is not the one that run measured. The
+bundled models (commands records its speaker-grouped cross-validation instead; signs needs none, its test counts give
+the Wilson interval):
+
+    python -m dlhub.evaluate regression checkpoints/regression --dataset ../shared/data/task1 --write-intervals
+    python -m dlhub.evaluate landmarks checkpoints/landmarks --dataset ../shared/data/landmarks/helen --write-intervals
+    python -m dlhub.evaluate denoiser checkpoints/denoiser --dataset ../shared/data/faces/olivetti_faces.npy \
+        --write-intervals          # the test split's figures, and those of its entry in "sources"
+    python -m dlhub.evaluate denoiser checkpoints/denoiser --dataset ../shared/data/landmarks/helen --write-intervals
+    python -m dlhub.evaluate denoiser checkpoints/denoiser --dataset ../shared/data/landmarks/pytorch_tutorial_faces \
+        --write-intervals          # a source metrics.json records as "held out": all its faces, as train/dae.py does
+
+For the denoiser, a --dataset that metrics.json lists under "sources" gets its fields in that entry (without the
+split prefix); the run's own --dataset gets them at the top level too.
 """
 
 from __future__ import annotations
@@ -111,6 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--json", default=None, help="write the JSON here instead of printing it")
     p.add_argument("--push", action="store_true", help="add the results to SOURCE's model card on the Hub")
+    p.add_argument("--write-intervals", "--write_intervals", dest="write_intervals", action="store_true",
+                   help="add the 95%% intervals and sample sizes of the figures SOURCE's metrics.json records to it")
     args = p.parse_args(argv)
     get_task(args.task)  # an unknown task: one line naming the choices
     if args.batch_size < 1:
@@ -119,6 +142,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         where = "the default model" if args.source is None else f"the local folder {args.source}"
         raise DataError(f"--push updates the model card of a Hub repo, and SOURCE is {where}: pass SOURCE as "
                         "ORG/NAME")
+    if args.write_intervals and (args.source is None or not (Path(args.source) / "metrics.json").is_file()):
+        raise DataError("--write-intervals adds to the metrics.json of a local model folder: pass SOURCE as a folder "
+                        "that holds one (e.g. checkpoints/landmarks)")
     if args.people is not None and args.task != "denoiser":
         raise DataError("--people is for the denoiser's split by person: leave it out for " + args.task)
     return args
@@ -213,12 +239,26 @@ def evaluate_landmarks(model, args, accelerator, dataset: DatasetRef) -> Evaluat
     ], [("faces", metrics[f"{s}_faces"])])
 
 
+def held_out_source(args) -> bool:
+    """--write-intervals for a denoiser whose metrics.json records --dataset as a source held out of training."""
+    if not getattr(args, "write_intervals", False):
+        return False
+    recorded = json.loads((Path(args.source) / "metrics.json").read_text())
+    entry = recorded.get("sources", {}).get(Path(args.dataset).name)
+    return isinstance(entry, dict) and entry.get("role") == "held out"
+
+
 def evaluate_denoiser(model, args, accelerator, dataset: DatasetRef) -> Evaluation:
     from dlhub.data.faces import faces_array, load_faces
     from dlhub.evaluation import DENOISE_TEST_SIGMAS, denoiser_test, face_tensor
 
-    part = pick_split(load_faces(args.dataset, people=args.people), args.split, args.dataset)
-    clean = face_tensor(faces_array(part), model.image_size)
+    if held_out_source(args):  # measured as train/dae.py measured it: all the faces of a source it never trained on
+        from dlhub.data.faces import held_out_faces
+
+        clean = face_tensor(held_out_faces(args.dataset), model.image_size)
+    else:
+        part = pick_split(load_faces(args.dataset, people=args.people), args.split, args.dataset)
+        clean = face_tensor(faces_array(part), model.image_size)
     model = accelerator.prepare(model)
     metrics, _ = denoiser_test(model, clean, accelerator, args.split, batch_size=args.batch_size)
     s = args.split
@@ -419,6 +459,66 @@ def push_results(model, results: list[Result], dataset: DatasetRef, command: str
     return (getattr(info, "pr_url", None) or str(info)) if as_pr else str(info), as_pr
 
 
+# -- intervals into a model folder's metrics.json ---------------------------------------------------------------------
+INTERVAL_SUFFIXES = ("_ci95", "_n")
+
+
+def _same(recorded, measured) -> bool:
+    return isinstance(recorded, (int, float)) and abs(recorded - measured) <= 5e-4 * max(1.0, abs(recorded))
+
+
+def with_intervals(recorded: dict, measured: dict, split: str, source_name: str) -> tuple[dict, list[str]]:
+    """(recorded with the interval fields of every figure it records that was measured now, the names written). A
+    figure is found at the top level under its measured name, and in `recorded["sources"][source_name]` without the
+    split prefix; each must equal what was measured (else DataError: nothing is written)."""
+    out = json.loads(json.dumps(recorded))
+    entry = out.get("sources", {}).get(source_name)
+    entry = entry if isinstance(entry, dict) else None
+    written, differ = [], []
+    for key in [k[:-len("_ci95")] for k in measured if k.endswith("_ci95")]:
+        fields = {suffix: measured[key + suffix] for suffix in INTERVAL_SUFFIXES}
+        places = [(out, key)]
+        if entry is not None and split and key.startswith(f"{split}_"):
+            places.append((entry, key[len(split) + 1:]))
+        places = [(place, name) for place, name in places if isinstance(place.get(name), (int, float))]
+        matching = [(place, name) for place, name in places if _same(place[name], measured[key])]
+        if places and not matching:  # (a source's figures differ from the top level's, which are another source's)
+            differ.append(f"{places[0][1]} {places[0][0][places[0][1]]:.6g} recorded, {measured[key]:.6g} measured")
+        for place, name in matching:
+            keys_sorted = list(place) == sorted(place)
+            place.update({name + suffix: value for suffix, value in fields.items()})
+            if keys_sorted:  # as the train scripts write it (sort_keys); an unsorted dict keeps its order
+                ordered = dict(sorted(place.items()))
+                place.clear()
+                place.update(ordered)
+            written.append(name if place is out else f"sources.{source_name}.{name}")
+    if differ:
+        raise DataError(f"not the run that metrics.json records ({'; '.join(differ[:3])}): pass the model and the data "
+                        "that run measured; nothing was written")
+    if not written:
+        raise DataError(f"metrics.json records none of the figures measured on {source_name} ({split}): nothing to "
+                        "write")
+    return out, written
+
+
+def write_intervals(folder: Path, measured: dict, split: str, source_name: str) -> list[str]:
+    """Add the interval fields of what was measured to `folder`/metrics.json (see with_intervals), atomically, in the
+    train scripts' format."""
+    import os
+    import tempfile
+
+    path = Path(folder) / "metrics.json"
+    text = path.read_text()
+    recorded = json.loads(text)
+    updated, written = with_intervals(recorded, finite_or_none(measured), split, source_name)
+    fd, tmp = tempfile.mkstemp(prefix=".metrics.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(updated, indent=2) + ("\n" if text.endswith("\n") else ""))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return written
+
+
 # -- entry point -----------------------------------------------------------------------------------------------------
 def main(argv=None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -448,6 +548,11 @@ def main(argv=None) -> dict:
             print(f"\nwrote {args.json}")
         else:
             print("\n" + text)
+        if args.write_intervals:
+            written = write_intervals(Path(args.source), evaluation.metrics, args.split, Path(args.dataset).name)
+            print(f"\nwrote the 95% intervals of {len(written)} figures to {Path(args.source) / 'metrics.json'}: "
+                  + ", ".join(written))
+            out["intervals_written"] = written
         if args.push:
             url, as_pr = push_results(model, evaluation.results, dataset, command)
             print(f"{'opened a pull request' if as_pr else 'committed the results to main'}: {url}")

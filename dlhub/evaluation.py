@@ -5,6 +5,10 @@ Every function takes the model (bare or prepared by Accelerate), what it reads f
 its metrics are named `<split>_<metric>` as the train scripts' metrics.json names them (`test_accuracy`, …; split ""
 leaves the prefix out). Results are gathered across processes without the padding duplicates, so one process and many
 agree.
+
+Each headline figure comes with its 95% interval and the number of items it is over, as `<metric>_ci95: [low, high]`
+and `<metric>_n` (dlhub.metrics.intervals): Wilson for proportions (accuracy, rejection, failure rate), a percentile
+bootstrap of the per-item values for means (NME, MSE per face, PSNR and its gain per image).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+from dlhub.metrics.intervals import mean_fields, proportion_fields
 from dlhub.training import classification_report, classify_loader
 
 # Landmark errors are reported in px² of a 224 × 224 crop, the course's unit, whatever size the model reads
@@ -49,6 +54,8 @@ def signs_test(model, loader, accelerator, split: str = "test") -> tuple[dict, d
     metrics = {_key(split, "accuracy"): report["accuracy"], _key(split, "images"): int(len(labels)),
                _key(split, "errors"): report["errors"], _key(split, "loss"): loss,
                "per_class_accuracy": report["per_class_accuracy"]}
+    if len(labels):
+        metrics.update(proportion_fields(_key(split, "accuracy"), len(labels) - report["errors"], len(labels)))
     return metrics, {**report, "probs": probs, "labels": labels}
 
 
@@ -82,6 +89,11 @@ def landmarks_test(model, loader, accelerator, split: str = "test") -> tuple[dic
     metrics = {_key(split, "mse_px2"): landmark_mse_px2(predicted, true), _key(split, "nme"): float(errors.mean()),
                _key(split, f"failure_rate_nme_{LANDMARK_FAILURE_NME:.2f}"): failures,
                _key(split, "faces"): int(len(true))}
+    if len(true):
+        per_face_mse = ((predicted - true) ** 2).reshape(len(true), -1).mean(1) * (LANDMARK_REPORT_SIZE / 2) ** 2
+        metrics.update({**mean_fields(_key(split, "mse_px2"), per_face_mse), **mean_fields(_key(split, "nme"), errors),
+                        **proportion_fields(_key(split, f"failure_rate_nme_{LANDMARK_FAILURE_NME:.2f}"),
+                                            int((errors > LANDMARK_FAILURE_NME).sum()), len(true))})
     return metrics, {"predicted": predicted, "true": true, "errors": errors}
 
 
@@ -131,10 +143,16 @@ def denoiser_test(model, clean: torch.Tensor, accelerator, split: str = "test", 
     for sigma in _bar(sigmas, accelerator, f"{split or 'test'} faces, σ"):
         loader = accelerator.prepare(DataLoader(noisy_pairs(clean, sigma), batch_size=batch_size))
         out = denoise_batches(model, loader, accelerator)
-        noisy_db, denoised_db = psnr(out["noisy"], out["clean"])["psnr"], psnr(out["denoised"], out["clean"])["psnr"]
+        noisy, denoised = psnr(out["noisy"], out["clean"]), psnr(out["denoised"], out["clean"])
+        noisy_db, denoised_db = noisy["psnr"], denoised["psnr"]
         metrics.update({_key(split, f"psnr_noisy_{sigma}"): noisy_db,
                         _key(split, f"psnr_denoised_{sigma}"): denoised_db,
                         _key(split, f"psnr_gain_{sigma}"): denoised_db - noisy_db})
+        per_image = {"noisy": np.asarray(noisy["psnr_per_image"]), "denoised": np.asarray(denoised["psnr_per_image"])}
+        per_image["gain"] = per_image["denoised"] - per_image["noisy"]
+        if all(np.all(np.isfinite(v)) for v in per_image.values()):  # the same draws for all three: paired
+            for name, values in per_image.items():
+                metrics.update(mean_fields(_key(split, f"psnr_{name}_{sigma}"), values))
         outputs[sigma] = out
     return metrics, outputs
 
@@ -163,6 +181,13 @@ def commands_test(model, loader, accelerator, split: str = "test") -> tuple[dict
                **{_key(split, k): v for k, v in spotting.items() if k != "accuracy_all_classes"},
                _key(split, "errors"): report["errors"], _key(split, "loss"): loss,
                "per_word_accuracy": report["per_class_accuracy"]}
+    if len(labels):
+        metrics.update(proportion_fields(_key(split, "accuracy"), len(labels) - report["errors"], len(labels)))
+    for name, n_name in (("command_accuracy", "command_clips"), ("unknown_rejected", "unknown_clips"),
+                         ("silence_rejected", "silence_clips")):
+        rate, n = metrics.get(_key(split, name)), metrics.get(_key(split, n_name))
+        if isinstance(rate, float) and np.isfinite(rate) and n:
+            metrics.update(proportion_fields(_key(split, name), round(rate * n), n))
     return metrics, {**report, "probs": probs, "labels": labels}
 
 
@@ -178,10 +203,17 @@ def regression_test(model, regression, classification, splits=("test",)) -> dict
     val = to_numpy(regression["validation"])
     metrics = {"ols_val_mse": mse_metric.compute(predictions=model.predict_ols(val["x"]), references=val["y"])["mse"],
                "irls_val_mse": mse_metric.compute(predictions=model.predict(val["x"]), references=val["y"])["mse"]}
+    reference = np.asarray(val["y"], dtype=np.float64).reshape(-1)
+    for name, predict in (("ols_val_mse", model.predict_ols), ("irls_val_mse", model.predict)):
+        squared = (np.asarray(predict(val["x"]), dtype=np.float64).reshape(-1) - reference) ** 2  # per point
+        metrics.update(mean_fields(name, squared))
     for name, decay in (("logistic", False), ("logistic_decay", True)):
         for split in splits:
             clf = to_numpy(classification[split])
             points = np.stack([clf["x1"], clf["x2"]], 1)
+            predicted = np.asarray(model.classify(points, decay=decay)).reshape(-1)
             metrics[f"{name}_{split}_accuracy"] = accuracy_metric.compute(
-                predictions=model.classify(points, decay=decay), references=clf["label"])["accuracy"]
+                predictions=predicted, references=clf["label"])["accuracy"]
+            labels = np.asarray(clf["label"]).reshape(-1)
+            metrics.update(proportion_fields(f"{name}_{split}_accuracy", int((predicted == labels).sum()), len(labels)))
     return metrics

@@ -3,12 +3,21 @@ app.py) from the templates in hub_cards/, without training.
 
     python scripts/render_cards.py                # rewrites every bundled card
     python scripts/render_cards.py signs landmarks
-    python scripts/render_cards.py --check        # exit 1 if a card is not what the templates give
+    python scripts/render_cards.py --check        # exit 1 if a card is not what the templates give, if a card's
+                                                  # headline figure has no 95% interval or sample size, or if a
+                                                  # screenshot was taken with other bundled models
 
 A card is made of what its training run left beside the weights: metrics.json, and the training command recorded in
 the card itself, read by the train script's own argument parser (so an argument the command did not give takes the
 script's default). The data facts a card states (split sizes) are read again from that command's --dataset. Blocks
 that the benchmark scripts filled keep what they measured. Weights, config.json and metrics.json are not touched.
+
+Each card's headline figures (the ones under "What to expect") must come with a 95% interval and its sample size n,
+from metrics.json (`<metric>_ci95`, `<metric>_n`, which the train scripts and `python -m dlhub.evaluate …
+--write-intervals` write) or, for a proportion, from its recorded item count. A card whose headline lacks them is
+reported in one line naming the card and the figure, and --check fails on it. --check also fails when a bundled
+model's model.safetensors or metrics.json differs from what docs/screenshots/manifest.json says its screenshot was
+taken with (scripts/screenshots.py).
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from dlhub.cards import SPACES, SPACES_DIR, keep_blocks, render_space_card, space_app, write_card  # noqa: E402
+from dlhub.cards import (SPACES, SPACES_DIR, keep_blocks, render_space_card, space_app,  # noqa: E402
+                         stale_screenshots, write_card)
 from dlhub.errors import DLHubError  # noqa: E402
 
 COMMAND = re.compile(r"^## Training\n.*?```bash\n(?P<command>.+?)\n```", re.S | re.M)
@@ -71,6 +81,18 @@ def card_facts(script: str, args) -> tuple:
 
 def render(folder: Path) -> str:
     """The card of a bundled model folder as its train script writes it, with the old card's benchmark blocks."""
+    return render_card(folder)[0]
+
+
+def interval_gaps(folder: Path, names: list[str]) -> list[str]:
+    """One line per headline figure of the card in `folder` that has no 95% interval or no sample size."""
+    return [f"render_cards.py: checkpoints/{folder.name}/README.md: the headline figure '{name}' has no 95% interval "
+            f"or sample size n in metrics.json: run python -m dlhub.evaluate … {folder} --write-intervals"
+            for name in names]
+
+
+def render_card(folder: Path) -> tuple[str, list[str]]:
+    """(the card, what interval_gaps says of it)."""
     old = (folder / "README.md").read_text()
     command = recorded_command(old)
     module, argv = train_script(command)
@@ -84,7 +106,7 @@ def render(folder: Path) -> str:
                          "this run, so its card cannot be re-rendered from the command")
     script = Path(module.__file__).stem
     card = module.model_card(args, metrics, *card_facts(script, args), training_command=command)
-    return keep_blocks(old, str(card))
+    return keep_blocks(old, str(card)), interval_gaps(folder, getattr(card, "headline_gaps", []))
 
 
 def render_spaces(check: bool) -> list[str]:
@@ -114,11 +136,13 @@ def main() -> None:
     os.chdir(ROOT)  # the recorded commands name their data relative to the repository root
     folders = [root / name for name in args.names] or sorted(f.parent for f in root.glob("*/README.md"))
     stale = render_spaces(args.check)
+    problems = []
     for folder in folders:
         try:
-            text = render(folder)
+            text, gaps = render_card(folder)
         except (DLHubError, OSError) as err:
             sys.exit(f"render_cards.py: {folder.name}: {err}")
+        problems += gaps
         if text == (folder / "README.md").read_text():
             print(f"{folder.name}: up to date")
         elif args.check:
@@ -126,8 +150,14 @@ def main() -> None:
         else:
             write_card(folder, text)
             print(f"{folder.name}: re-rendered")
+    if args.check and not args.names and root == ROOT / "checkpoints":  # the README's screenshots of these models
+        problems += [f"render_cards.py: {line}" for line in stale_screenshots(ROOT)]
+    for line in problems:
+        print(line, file=sys.stderr)
     if stale:
         sys.exit(f"render_cards.py: {', '.join(stale)}: not what hub_cards/ gives: run python scripts/render_cards.py")
+    if problems and args.check:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

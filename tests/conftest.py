@@ -5,6 +5,7 @@ The Hub server starts here, at import, because huggingface_hub reads HF_ENDPOINT
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -199,3 +200,11 @@ def space_url(tmp_path_factory):
     proc, url, _ = start_space(log)
     yield url
     stop_space(proc, log)
+
+
+def load_script(folder: str, name: str):
+    """A script of train/ or scripts/ (folders that are not packages) imported as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", ROOT / folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,7 +2,6 @@
 given (never the defaults'), carries the card data the Hub and the Space read, is refused before a push when the Hub
 would misread it, and keeps the benchmark reports when it is re-rendered (scripts/render_cards.py)."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,17 +10,11 @@ import pytest
 from datasets import Dataset, DatasetDict
 from huggingface_hub import ModelCard
 
+from conftest import load_script
 from dlhub.cards import check_card, fill_card_block
 from dlhub.errors import ModelCardError
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def train_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"train_{name}", ROOT / "train" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def render_cards():
@@ -57,7 +50,7 @@ def command_metrics() -> dict:
 
 
 def test_dae_card_names_the_dataset_it_was_given(tmp_path):
-    dae = train_script("dae")
+    dae = load_script("train", "dae")
     args = dae.parse_args(["--dataset", str(tmp_path / "my_students.npy"), "--epochs", "4"])
     card = dae.model_card(args, dae_metrics(), {"train": (30, 0), "validation": (10, 0), "test": (10, 0)},
                           training_command="python train/dae.py --dataset my_students.npy --epochs 4")
@@ -72,7 +65,7 @@ def test_dae_card_names_the_dataset_it_was_given(tmp_path):
 
 
 def test_dae_card_names_olivetti_only_for_its_layout(tmp_path):
-    dae = train_script("dae")
+    dae = load_script("train", "dae")
     args = dae.parse_args(["--dataset", str(tmp_path / "olivetti_faces.npy")])
     card = dae.model_card(args, dae_metrics(), {"train": (240, 24), "validation": (80, 8), "test": (80, 8)},
                           training_command="python train/dae.py")
@@ -82,7 +75,7 @@ def test_dae_card_names_olivetti_only_for_its_layout(tmp_path):
 
 @pytest.mark.parametrize("encoder", ["facebook/hubert-base-ls960", "openai/whisper-base"])
 def test_commands_card_names_the_encoder_it_was_given(encoder):
-    commands = train_script("commands")
+    commands = load_script("train", "commands")
     args = commands.parse_args(["--dataset", "course-org/speech-commands-clips", "--encoder", encoder])
     card = commands.model_card(args, command_metrics(), training_command="python train/commands.py")
     text, data = str(card), card_data(card)
@@ -99,7 +92,7 @@ def test_commands_card_names_the_encoder_it_was_given(encoder):
 def test_landmarks_card_base_model_is_the_backbone_weights_repo(backbone):
     from dlhub.backbones import BACKBONES
 
-    landmarks = train_script("landmarks")
+    landmarks = load_script("train", "landmarks")
     args = landmarks.parse_args(["--dataset", "course-org/faces68"])
     card = landmarks.model_card(args, landmark_metrics(backbone), training_command="python train/landmarks.py")
     data = card_data(card)
@@ -115,7 +108,7 @@ def test_landmarks_card_base_model_is_the_backbone_weights_repo(backbone):
 
 
 def test_landmarks_card_without_train_faces_states_no_count():
-    landmarks = train_script("landmarks")
+    landmarks = load_script("train", "landmarks")
     args = landmarks.parse_args(["--dataset", "course-org/faces68"])
     metrics = landmark_metrics("efficientnet_lite0")
     del metrics["train_faces"]  # runs before it was recorded
@@ -125,7 +118,7 @@ def test_landmarks_card_without_train_faces_states_no_count():
 
 @pytest.mark.parametrize("val_nme", [0.0472, None])
 def test_landmarks_card_of_a_flip_test_model_says_its_figures_include_it(val_nme):
-    landmarks = train_script("landmarks")
+    landmarks = load_script("train", "landmarks")
     args = landmarks.parse_args(["--dataset", "course-org/faces68", "--flip_test"])
     metrics = landmark_metrics("efficientnet_lite0", flip_test=True, **({"val_nme": val_nme} if val_nme else {}))
     text = " ".join(str(landmarks.model_card(args, metrics, training_command="python train/landmarks.py "
@@ -140,7 +133,7 @@ def test_landmarks_card_of_a_flip_test_model_says_its_figures_include_it(val_nme
 
 
 def test_signs_card_from_a_hub_copy_and_its_model_index():
-    gtsrb = train_script("gtsrb")
+    gtsrb = load_script("train", "gtsrb")
     args = gtsrb.parse_args(["--dataset", "course-org/gtsrb-small", "--epochs", "3"])
     rows = {"train": 90, "validation": 10, "test": 40}
     dataset = DatasetDict({split: Dataset.from_dict({"label": [0] * n}) for split, n in rows.items()})
@@ -159,7 +152,7 @@ def test_signs_card_from_a_hub_copy_and_its_model_index():
 def test_regression_card_states_the_arguments_and_data_sizes(task1_dir):
     from dlhub.data.task1 import load_task1
 
-    regression = train_script("regression")
+    regression = load_script("train", "regression")
     args = regression.parse_args(["--dataset", str(task1_dir), "--epochs", "300", "--lr", "0.5", "--sigma", "2"])
     metrics = {"ols_val_mse": 0.5, "irls_val_mse": 0.25, "irls_sigma": 2.0, "irls_iteration": 3,
                "logistic_train_accuracy": 0.8, "logistic_test_accuracy": 0.75, "logistic_decay_test_accuracy": 0.7,
@@ -177,7 +170,7 @@ def check_refused(text: str, message: str) -> None:
 
 
 def valid_card() -> str:
-    landmarks = train_script("landmarks")
+    landmarks = load_script("train", "landmarks")
     args = landmarks.parse_args(["--dataset", "course-org/faces68"])
     return str(landmarks.model_card(args, landmark_metrics("resnet50"), training_command="python train/landmarks.py"))
 
@@ -214,7 +207,7 @@ def test_an_invalid_model_index_is_refused_before_anything_is_pushed(tmp_path, m
 
 
 def test_rendering_again_keeps_the_benchmark_blocks(tmp_path):
-    landmarks = train_script("landmarks")
+    landmarks = load_script("train", "landmarks")
     command = "accelerate launch train/landmarks.py --dataset course-org/faces68 --epochs 2 --input_size 64"
     args = landmarks.parse_args(command.split()[3:])
     metrics = landmark_metrics("efficientnet_lite0")
@@ -240,7 +233,7 @@ def test_rendering_again_keeps_the_benchmark_blocks(tmp_path):
 def test_rendering_refuses_a_command_whose_defaults_changed(tmp_path):
     from dlhub.errors import DLHubError
 
-    landmarks = train_script("landmarks")
+    landmarks = load_script("train", "landmarks")
     command = "python train/landmarks.py --dataset course-org/faces68"  # --epochs left to the default
     metrics = landmark_metrics("efficientnet_lite0")  # a run of 2 epochs: not today's default
     folder = tmp_path / "landmarks"

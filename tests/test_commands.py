@@ -3,8 +3,9 @@ still load), the bundled model on voices it never heard (espeak-ng), other words
 end with a push to and pull from the test Hub."""
 
 import json
-from collections import OrderedDict
 import sys
+from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,6 +50,30 @@ def test_resample_and_speech_detection():
     assert len(w) == 16000 and np.argmax(np.abs(w)) in range(8000 - 2800, 8000 + 2800)  # the burst in the middle
     with pytest.raises(DataError, match="sampling rate"):
         audio.resample(y, 0)
+
+
+def test_a_quiet_microphone_is_still_speech_and_a_long_stretch_keeps_its_loudest_second():
+    quiet = burst() * 10 ** (-40 / 20) / 0.3  # the word peaks at -40 dBFS, the hiss at -100 dBFS
+    (start, end), = audio.find_speech(quiet)
+    assert abs(start - 0.8) < 0.03 and abs(end - 1.1) < 0.03
+    x = burst(seconds=4.0, at=2.5)  # a stretch of 0.3–3.0 s: faint rumble first, then the word
+    x[int(0.3 * 16000):int(2.4 * 16000)] += 0.02 * np.sin(np.arange(int(2.1 * 16000)) * 0.05)
+    w = audio.window(x, 0.3, 3.0, 16000)
+    loud = np.flatnonzero(np.abs(w) > 0.1)
+    assert loud[-1] - loud[0] > 4700 and abs((loud[0] + loud[-1]) / 2 - 8000) < 800  # the whole word, centred
+
+
+def test_augment_recording_mixes_real_noise_and_leaves_noise_clips_noise():
+    rng = np.random.default_rng(0)
+    waves = np.stack([burst(seconds=1.0, at=0.35), burst(seconds=1.0, at=0.35) * 0.5,
+                      rng.normal(0, 0.1, 16000).astype(np.float32)])
+    noises = rng.normal(0, 0.05, (2, 16000)).astype(np.float32)
+    out = audio.augment_recording(waves, noises, np.random.default_rng(1), is_noise=np.array([False, False, True]))
+    assert out.shape == waves.shape and out.dtype == np.float32 and np.abs(out).max() <= 1
+    for speech in out[:2]:  # the noise now fills the silence around the word (5–30 dB under the clip's power)
+        blocks = np.mean(speech.reshape(8, 2000) ** 2, axis=1)
+        assert 2 < blocks.max() / blocks.min() < 10 ** 4
+    assert np.corrcoef(out[2], waves[2])[0, 1] > 0.99 or np.abs(out[2]).max() == 1  # scaled (or clipped), not mixed
 
 
 def test_pool_means_over_the_clip_and_maxes_over_the_window():
@@ -151,7 +176,7 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
     out = tmp_path / "model"
     result = run_script(*ACCELERATE_CPU, "train/commands.py", "--dataset", str(spoken_folder), "--output-dir",
                         str(out), "--cache_dir", str(tmp_path / "cache"), "--epochs", "3", "--augment_copies", "1",
-                        "--hidden", "32", "--layers", "6", "--push_to_hub", "--hub_model_id", "test-org/commands-tiny")
+                        "--recording_copies", "1", "--cv_folds", "2", "--hidden", "32", "--layers", "6", "--push_to_hub", "--hub_model_id", "test-org/commands-tiny")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_clips"] == 12 + 1 and set(metrics["per_word_accuracy"]) == set(LABELS)  # a speaker + noise
@@ -159,7 +184,11 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
     assert metrics["test_silence_clips"] == 1 and 0 <= metrics["test_silence_rejected"] <= 1
     written = {p.name for p in out.iterdir()}
     assert {"training_curves.png", "confusion_matrix.png", "README.md", "config.json"} <= written
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4  # train, one augmented copy, validation, test
+    # train and validation: clean, one augment_speech and one augment_recording copy each; test: clean
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 7
+    cv = metrics["cross_validation"]  # speaker-grouped, over the training and validation speakers
+    assert cv["folds"] == 2 and cv["clips"] == metrics["train_clips"] + metrics["val_clips"]
+    assert cv["command_clips"] == 10 * cv["speakers"] and 0 <= cv["command_correct"] <= cv["command_clips"]
     local, pulled = dlhub.load("commands", out), dlhub.load("commands", "test-org/commands-tiny")
     assert pulled.layers == [6] and pulled.encoder_name == "openai/whisper-base"
     x, rate = speak("no")
@@ -225,3 +254,22 @@ def test_onnx_runtime_and_pytorch_give_the_same_features(monkeypatch, tmp_path):
     assert torch.equal(model.features(clips), reference)
     model.probabilities(clips)  # in PyTorch: the benchmark's flag must say so
     assert not dlhub.onnx.is_loaded(model.graph_name())
+
+
+def test_recordings_benchmark_builds_recordings_as_users_make_them():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from commands_recordings import answer_of, make_recording
+
+    rng = np.random.default_rng(0)
+    word, noise = burst(seconds=1.0, at=0.35), rng.normal(0, 0.1, 16000).astype(np.float32)
+    for _ in range(10):
+        x, rate, facts = make_recording(word, noise, rng)
+        assert rate in (44_100, 48_000) and 2.0 <= len(x) / rate <= 5.0 and np.abs(x).max() <= 1.0001
+        assert 10 <= facts["snr_db"] <= 30 and facts["level"] in ("normal", "quiet", "clipped")
+        if facts["level"] == "quiet":
+            assert np.abs(x).max() < 10 ** (-29 / 20)
+    x, rate, facts = make_recording(None, noise, rng)
+    assert facts["snr_db"] is None
+    assert [answer_of(v) for v in ("### Heard: **stop**\n\nAnswered by", "### Not sure: perhaps **up**",
+                                   "### Not a command word\nThat was", "### No command heard\nOnly")] == [
+        "stop", "unsure:up", "unknown", "silence"]

@@ -10,6 +10,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 from dlhub.data.landmarks import CONTOURS
+from dlhub.metrics.intervals import estimate
 from dlhub.space import models
 from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file,
                                 open_image, user_warning)
@@ -93,8 +94,15 @@ def run(path: str | None, show_points: bool, show_lines: bool, show_boxes: bool,
 
 
 def describe(m, metrics: dict) -> str:
-    measured = (f", test MSE {metrics['test_mse_px2']:.1f} px² and NME {metrics['test_nme']:.3f} on "
-                f"{metrics['test_faces']} HELEN faces") if metrics else ""
+    """The tab's header: the loaded model's test NME and MSE, with their 95% intervals when metrics.json has them."""
+    nme, mse = estimate(metrics, "test_nme", mean=True), estimate(metrics, "test_mse_px2", mean=True)
+    if nme is not None and mse is not None:
+        measured = f", on HELEN test faces: NME {nme.text(3)}, MSE {mse.text(1, ' px²')}"
+    elif metrics:
+        measured = (f", test MSE {metrics['test_mse_px2']:.1f} px² and NME {metrics['test_nme']:.3f} on "
+                    f"{metrics['test_faces']} HELEN faces")
+    else:
+        measured = ""
     return f"Backbone `{m.backbone}` + a 136-output head{measured}."
 
 

@@ -19,6 +19,7 @@ from dlhub.errors import DLHubError
 from dlhub.hub import read_metrics
 from dlhub.regression import (irls, make_task1_example, plot_decision_boundary, plot_irls_diagnostics, plot_logistic_curves,
                               plot_regression, select_sigma, train_logistic)
+from dlhub.metrics.intervals import estimate
 from dlhub.space import models
 from dlhub.space.common import CheckedFile, clear_on_failure, handler, user_error, without_paths
 
@@ -203,14 +204,20 @@ def model_summary(choice: str = models.DEFAULT) -> str:
 
 
 def describe(model, m: dict) -> str:
+    """The tab's header: the loaded model's figures, with their 95% intervals and n when metrics.json has them."""
     lines = [f"Trained on the course's Task 1 data; σ = {model.sigma:.4g}, kept IRLS iteration {model.irls_iteration}."]
-    if {"ols_val_mse", "irls_val_mse", "logistic_test_accuracy", "logistic_decay_test_accuracy"} <= set(m):
-        lines.append(
-            "\n| metric | value |\n|---|---|\n"
-            f"| OLS validation MSE | {m['ols_val_mse']:.5f} |\n"
-            f"| reweighted validation MSE | {m['irls_val_mse']:.5f} |\n"
-            f"| logistic test accuracy, constant lr | {m['logistic_test_accuracy']:.3f} |\n"
-            f"| logistic test accuracy, lr decay | {m['logistic_decay_test_accuracy']:.3f} |")
+    rows = (("OLS validation MSE", "ols_val_mse", 5, True), ("reweighted validation MSE", "irls_val_mse", 5, True),
+            ("logistic test accuracy, constant lr", "logistic_test_accuracy", 3, False),
+            ("logistic test accuracy, lr decay", "logistic_decay_test_accuracy", 3, False))
+    if {key for _, key, _, _ in rows} <= set(m):
+        found = {key: estimate(m, key, mean=mean) for _, key, _, mean in rows}
+        if all(found.values()):
+            lines.append("\n| metric | value | 95% CI | n |\n|---|---|---|---|\n" + "\n".join(
+                f"| {name} | {m[key]:.{d}f} | {found[key].low:.{d}f}–{found[key].high:.{d}f} | {found[key].n} |"
+                for name, key, d, _ in rows))
+        else:
+            lines.append("\n| metric | value |\n|---|---|\n" + "\n".join(
+                f"| {name} | {m[key]:.{d}f} |" for name, key, d, _ in rows))
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
+from dlhub.metrics.intervals import estimate
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
 from dlhub.space import models
 from dlhub.space.common import CheckedImage, clear_on_failure, example_file, handler, image_file, open_image
@@ -63,8 +64,14 @@ CONFIDENCE_NOTE = ("*The top class rarely shows more than about 90 %: the model 
 
 
 def describe(m, metrics: dict) -> str:
-    accuracy = f", test accuracy {metrics['test_accuracy']:.4f} on the {metrics['test_images']:,} official test " \
-               "images" if metrics else ""
+    """The tab's header: the loaded model's test accuracy with its 95% interval (dlhub.metrics.intervals)."""
+    found = estimate(metrics, "test_accuracy", "test_images")
+    if found is not None:
+        accuracy = f", test accuracy {found.text()} on the official test images"
+    elif metrics:
+        accuracy = f", test accuracy {metrics['test_accuracy']:.4f} on the {metrics['test_images']:,} official test images"
+    else:
+        accuracy = ""
     return f"{len(m.labels)} GTSRB classes{accuracy}."
 
 

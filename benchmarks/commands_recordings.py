@@ -1,0 +1,194 @@
+"""Spoken commands in recordings as users make them, answered by the Space's own handler: speakers and noise the model
+never trained on, whole recordings in, the tab's answer out.
+
+    python benchmarks/commands_recordings.py                        # ~6 min on 2 CPU cores; prints a Markdown table
+    python benchmarks/commands_recordings.py --json results.json --card checkpoints/commands
+
+Each recording is built from a clip of the held-out test speakers (`load_speech_commands(...)["test"]`: never trained
+on, never used to choose an epoch) and the held-out test noise (`_silence_` cuts of the test split):
+- 2–5 s long, the 1-s clip at a random place in it, at 44.1 or 48 kHz;
+- room noise under the whole recording: a noise clip of the test split, looped, 10–30 dB below the speech (SNR of the
+  speech's own frames), so noise is always crossed with speech from another source than its own;
+- a normal (peak 0.3–0.9 of full scale), a quiet (peak −45…−30 dBFS) or a clipped microphone (the normal one with a
+  gain of 3–10×, clipped at full scale);
+- saved as WAV, WebM/Opus (a browser's recording) or MP3 (a phone's) by ffmpeg, then read back by the tab's decoder.
+Noise-only recordings are the same without the word. Every recording goes through `dlhub.space.commands.recognise`,
+the tab's handler: a command is right when the answer is "Heard: **word**" ("Not sure: perhaps …" counts as wrong),
+another word when it is "Not a command word", noise when it is "No command heard".
+Latency on 3-s WAV recordings, median of 30: the answer (decoding, resampling, speech finding, the model on each
+stretch of speech), and the tab's whole handler with its plot drawn as a PNG, as Gradio sends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from timing import Report, add_card_argument  # benchmarks/timing.py (run from its folder)
+
+from dlhub import audio
+from dlhub.data.speech_commands import LABELS, SILENCE, UNKNOWN, WORDS, load_speech_commands
+from dlhub.metrics.intervals import wilson_interval
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMATS = ("wav", "webm", "mp3")
+LEVELS = ("normal", "quiet", "clipped")
+
+
+def speech_power(x: np.ndarray) -> float:
+    """Mean power of the clip's speech frames (its loudest 20 ms frames within 20 dB of the peak)."""
+    db = audio.frame_dbfs(x)
+    loud = db > db.max() - 20
+    return float(np.mean(10 ** (db[loud] / 10)))
+
+
+def make_recording(clip: np.ndarray | None, noise: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
+    """A recording at 44.1 or 48 kHz holding `clip` (16 kHz, or None for noise alone) and looped `noise`."""
+    seconds, rate = rng.uniform(2.0, 5.0), int(rng.choice([44_100, 48_000]))
+    n = int(seconds * audio.SAMPLING_RATE)
+    x = np.zeros(n, np.float32)
+    snr = rng.uniform(10, 30)
+    bed = np.tile(noise, n // len(noise) + 1)[:n]
+    bed = np.roll(bed, int(rng.integers(len(noise))))
+    if clip is not None:
+        start = int(rng.integers(0, n - len(clip) + 1))
+        x[start:start + len(clip)] = clip / (np.abs(clip).max() + 1e-6) * 0.5
+        bed = bed * np.sqrt(speech_power(x[start:start + len(clip)]) / (np.mean(bed ** 2) + 1e-12) / 10 ** (snr / 10))
+    else:
+        bed = bed / (np.abs(bed).max() + 1e-6) * rng.uniform(0.05, 0.5)
+    x = audio.resample((x + bed).astype(np.float32), audio.SAMPLING_RATE, rate)  # the sound at the microphone's rate
+    x = x / (np.abs(x).max() + 1e-6) * rng.uniform(0.3, 0.9)  # a microphone's gain: the loudest sample under full scale
+    level = LEVELS[int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
+    if level == "quiet":
+        x = x / (np.abs(x).max() + 1e-6) * 10 ** (rng.uniform(-45, -30) / 20)
+    elif level == "clipped":
+        x = np.clip(x * rng.uniform(3, 10), -1, 1)
+    return x, rate, {"seconds": seconds, "snr_db": snr if clip is not None else None, "level": level}
+
+
+def save(x: np.ndarray, rate: int, fmt: str, folder: Path, name: str) -> Path:
+    """The recording as a file of `fmt`, written the way a browser (WebM/Opus) or a phone (MP3) would send it."""
+    wav = folder / f"{name}.wav"
+    audio.write_wav(wav, x, rate)
+    if fmt == "wav":
+        return wav
+    out = folder / f"{name}.{fmt}"
+    codec = ["-c:a", "libopus", "-b:a", "48k"] if fmt == "webm" else ["-c:a", "libmp3lame", "-b:a", "96k"]
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), *codec, str(out)], check=True)
+    wav.unlink()
+    return out
+
+
+def answer_of(verdict: str) -> str:
+    """The tab's answer as a label: a command word, `unknown`, `silence`, or `unsure:<word>`."""
+    if verdict.startswith("### No command heard"):
+        return SILENCE
+    if verdict.startswith("### Not a command word"):
+        return UNKNOWN
+    word = re.search(r"\*\*(\w+)\*\*", verdict).group(1)
+    return word if verdict.startswith("### Heard") else f"unsure:{word}"
+
+
+def main() -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="a model folder or Hub repo id (default: the bundled model)")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "speech_commands"))
+    p.add_argument("--renditions", type=int, default=2, help="recordings made of each held-out clip")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="test", choices=["test", "validation"],
+                   help="whose clips: the test speakers (the report), or the validation speakers (to tune on)")
+    p.add_argument("--json", default=None)
+    p.add_argument("--rows", default=None, help="also write every recording's facts and answer (JSON) to this file")
+    add_card_argument(p)
+    args = p.parse_args()
+    if not shutil.which("ffmpeg"):
+        raise SystemExit("ffmpeg is needed to write WebM and MP3 recordings: apt install ffmpeg")
+    from dlhub.space import commands as tab  # the Space's handler, as the tab runs it
+
+    report = Report("commands_recordings.py")
+    model = args.model or tab.models.DEFAULT
+    if args.model and Path(args.model).is_dir():  # a folder is offered to the tab as a Space offers one
+        os.environ["DLHUB_SPACE_MODEL_DIRS"] = str(Path(args.model).resolve())
+        model = f"folder:{Path(args.model).resolve().name}"
+    classifier = tab.models.get_model("commands", model)
+    test = load_speech_commands(args.data_dir)[args.split]
+    clips = audio.decode_clips(test, audio.SAMPLING_RATE)
+    labels = np.array(test["label"])
+    noises = clips[labels == LABELS.index(SILENCE)]
+    speakers = len(set(test["speaker"]) - {""})
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.renditions):
+            for i, label in enumerate(labels):
+                clip = None if label == LABELS.index(SILENCE) else clips[i]
+                x, rate, facts = make_recording(clip, noises[int(rng.integers(len(noises)))], rng)
+                fmt = FORMATS[int(rng.integers(len(FORMATS)))]
+                path = save(x, rate, fmt, Path(tmp), f"{r}_{i}")
+                scores, verdict, _ = tab.recognise(str(path), model)
+                answer = answer_of(verdict)
+                truth = LABELS[label]
+                kind = "command" if truth in WORDS else "other word" if truth == UNKNOWN else "noise"
+                right = answer == (truth if kind == "command" else UNKNOWN if kind == "other word" else SILENCE)
+                rows.append({"kind": kind, "truth": truth, "answer": answer, "right": bool(right), "format": fmt,
+                             "rate": rate, "scores": scores, **facts})
+                path.unlink()
+        answer_ms, handler_ms = [], []
+        for k in range(31):  # 3-s recordings as WAV files: the first call warms up
+            i = int(rng.choice(np.flatnonzero(np.isin(labels, [LABELS.index(w) for w in WORDS]))))
+            x, rate, _ = make_recording(clips[i], noises[k % len(noises)], rng)
+            x = x[:3 * rate] if len(x) >= 3 * rate else np.pad(x, (0, 3 * rate - len(x)))
+            path = str(save(x, rate, "wav", Path(tmp), f"latency_{k}"))
+            start = time.perf_counter()  # the answer: decode, resample, find the speech, classify each stretch
+            samples, file_rate, _ = audio.load_audio_file(path, tab.MAX_SECONDS)
+            classifier.classify_segments(samples, file_rate)
+            answer_ms.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()  # the tab: the same, its answer text, and its plot drawn as Gradio sends it
+            _, _, figure = tab.recognise(path, model)
+            figure.savefig(io.BytesIO(), format="png")
+            handler_ms.append((time.perf_counter() - start) * 1000)
+    results = {"split": args.split, "speakers": speakers, "renditions": args.renditions, "recordings": len(rows),
+               "latency_ms": statistics.median(answer_ms[1:]), "tab_latency_ms": statistics.median(handler_ms[1:])}
+    report(f"Recordings as users make them: {len(rows)} recordings ({args.renditions} of each of the {len(labels)} "
+           f"{args.split}-split clips: {speakers} speakers and noise never trained on), through the tab's handler\n")
+    report("| recordings of | n | answered right | 95% interval | target |\n|---|---|---|---|---|")
+    for kind, target in (("command", "≥ 0.975"), ("other word", "≥ 0.95"), ("noise", "≥ 0.98")):
+        chosen = [r for r in rows if r["kind"] == kind]
+        k = sum(r["right"] for r in chosen)
+        lo, hi = wilson_interval(k, len(chosen))
+        results[kind.replace(" ", "_")] = {"right": k, "n": len(chosen), "rate": k / len(chosen), "ci95": [lo, hi]}
+        report(f"| {kind}s | {len(chosen)} | {k / len(chosen):.4f} | {lo:.4f}–{hi:.4f} | {target} |")
+    report("\nCommands by condition (share answered right):\n")
+    report("| condition | n | right |\n|---|---|---|")
+    commands = [r for r in rows if r["kind"] == "command"]
+    for name, test_fn in [(f"SNR {lo}–{hi} dB", lambda r, lo=lo, hi=hi: lo <= r["snr_db"] < hi)
+                          for lo, hi in ((10, 15), (15, 20), (20, 25), (25, 31))] + \
+                         [(f"{level} microphone", lambda r, level=level: r["level"] == level) for level in LEVELS] + \
+                         [(f"{fmt}", lambda r, fmt=fmt: r["format"] == fmt) for fmt in FORMATS]:
+        chosen = [r for r in commands if test_fn(r)]
+        if chosen:
+            report(f"| {name} | {len(chosen)} | {np.mean([r['right'] for r in chosen]):.4f} |")
+    wrong = Counter(f"{r['truth']} → {r['answer']}" for r in rows if not r["right"])
+    results["wrong_answers"] = dict(wrong.most_common())
+    report("\nCommonest wrong answers: " + (", ".join(f"{k} ({v})" for k, v in wrong.most_common(8)) or "none"))
+    report(f"\nLatency, 3-s recordings (median of {len(answer_ms) - 1}): the answer (decode, resample, find the "
+           f"speech, classify) **{results['latency_ms']:.0f} ms** (target ≤ 150 ms); the tab's whole handler with its "
+           f"plot drawn {results['tab_latency_ms']:.0f} ms")
+    if args.rows:
+        Path(args.rows).write_text(json.dumps(rows, indent=1))
+    return report.finish(args.card, args.json, results)
+
+
+if __name__ == "__main__":
+    main()
