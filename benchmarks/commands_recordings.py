@@ -168,7 +168,11 @@ def main() -> dict:
         k = sum(r["right"] for r in chosen)
         lo, hi = wilson_interval(k, len(chosen))
         results[kind.replace(" ", "_")] = {"right": k, "n": len(chosen), "rate": k / len(chosen), "ci95": [lo, hi]}
-        report(f"| {kind}s | {len(chosen)} | {k / len(chosen):.4f} | {lo:.4f}–{hi:.4f} | {target} |")
+        report(f"| {kind if kind == 'noise' else kind + 's'} | {len(chosen)} | {k / len(chosen):.4f} | "
+               f"{lo:.4f}–{hi:.4f} | {target} |")
+    if args.renditions > 1:
+        report(f"\nThe interval treats the {args.renditions} recordings of one clip as independent: it is somewhat "
+               "narrower than one over clips would be.")
     report("\nCommands by condition (share answered right):\n")
     report("| condition | n | right |\n|---|---|---|")
     commands = [r for r in rows if r["kind"] == "command"]

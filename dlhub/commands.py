@@ -323,19 +323,24 @@ def keyword_spotting_report(probs: np.ndarray, labels: np.ndarray, names: list[s
 
 def cross_validate(copies: list[torch.Tensor], labels: np.ndarray, groups: np.ndarray, make_model, *, epochs: int,
                    batch_size: int, lr: float, weight_decay: float, label_smoothing: float, folds: int = 5,
-                   seed: int = 0, desc: str = "cross-validation", show: bool = True) -> dict:
+                   seed: int = 0, process: int = 0, processes: int = 1, combine=None, show: bool = True) -> dict:
     """Speaker-grouped k-fold cross-validation of a head: for each fold, a fresh `make_model()` trained as
     train/commands.py trains it on every copy (`copies`: (N, n_features) features, the clean clips first, then their
     augmented copies) of the other folds' clips, then scored on the fold's clean clips (groups: speaker, else noise
-    recording). The out-of-fold predictions → keyword_spotting_report, with the counts an interval needs."""
+    recording). The out-of-fold predictions → keyword_spotting_report, with the counts an interval needs.
+
+    With several processes, process `process` of `processes` trains folds process, process + processes, …, and
+    `combine` sums the (N, labels) out-of-fold probabilities over the processes (e.g. Accelerate's reduce)."""
     from tqdm.auto import tqdm
 
     names = np.unique(groups)
     np.random.default_rng(seed).shuffle(names)
-    probs = np.zeros((len(labels), 12), np.float32)
+    label_names = list(make_model().labels)
+    probs = np.zeros((len(labels), len(label_names)), np.float32)
     targets = torch.as_tensor(labels)
-    for k, held_out in enumerate(tqdm(np.array_split(names, folds), desc=desc, disable=not show, leave=False)):
-        test = torch.from_numpy(np.isin(groups, held_out))
+    mine = list(range(process, folds, processes))
+    for k in tqdm(mine, desc="cross-validation folds", disable=not show, leave=False):
+        test = torch.from_numpy(np.isin(groups, np.array_split(names, folds)[k]))
         x = torch.cat([c[~test] for c in copies])
         y = targets[~test].repeat(len(copies))
         torch.manual_seed(seed + k)
@@ -356,10 +361,10 @@ def cross_validate(copies: list[torch.Tensor], labels: np.ndarray, groups: np.nd
                 scheduler.step()
         model.eval()
         with torch.no_grad():
-            fold_probs = torch.softmax(model(copies[0][test]), 1).numpy()
-        probs[test.numpy(), :fold_probs.shape[1]] = fold_probs
-    names_of = list(make_model().labels)
-    report = keyword_spotting_report(probs[:, :len(names_of)], np.asarray(labels), names_of)
-    out = {"folds": folds, "speakers": len({g for g, lab in zip(groups, labels) if names_of[lab] != "silence"}),
-           "clips": len(labels), **report, "command_correct": round(report["command_accuracy"] * report["command_clips"])}
-    return out
+            probs[test.numpy()] = torch.softmax(model(copies[0][test]), 1).numpy()
+    if combine is not None:
+        probs = combine(probs)
+    report = keyword_spotting_report(probs, np.asarray(labels), label_names)
+    speakers = {g for g, label in zip(groups, labels) if label_names[label] != "silence"}
+    return {"folds": folds, "speakers": len(speakers), "clips": len(labels), **report,
+            "command_correct": round(report["command_accuracy"] * report["command_clips"])}

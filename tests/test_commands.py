@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ACCELERATE_CPU, run_script
+from conftest import ACCELERATE_CPU, accelerate_ddp, run_script
 from espeak import VOICES, speak, write_wav
 
 import dlhub
@@ -189,6 +189,16 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
     cv = metrics["cross_validation"]  # speaker-grouped, over the training and validation speakers
     assert cv["folds"] == 2 and cv["clips"] == metrics["train_clips"] + metrics["val_clips"]
     assert cv["command_clips"] == 10 * cv["speakers"] and 0 <= cv["command_correct"] <= cv["command_clips"]
+    # two processes (gloo) share the folds and sum their predictions: the same cross-validation
+    two = run_script(*accelerate_ddp(), "train/commands.py", "--dataset", str(spoken_folder), "--output-dir",
+                     str(tmp_path / "two"), "--cache_dir", str(tmp_path / "cache"), "--epochs", "3",
+                     "--augment_copies", "1", "--recording_copies", "1", "--cv_folds", "2", "--hidden", "32",
+                     "--layers", "6", env={"ACCELERATE_USE_CPU": "true"})
+    assert two.returncode == 0, two.stderr[-3000:]
+    cv_two = json.loads((tmp_path / "two" / "metrics.json").read_text())["cross_validation"]
+    assert {k: cv_two[k] for k in ("folds", "clips", "speakers", "command_clips")} == {
+        k: cv[k] for k in ("folds", "clips", "speakers", "command_clips")}
+    assert abs(cv_two["command_correct"] - cv["command_correct"]) <= 1  # float sums differ across thread counts
     local, pulled = dlhub.load("commands", out), dlhub.load("commands", "test-org/commands-tiny")
     assert pulled.layers == [6] and pulled.encoder_name == "openai/whisper-base"
     x, rate = speak("no")

@@ -82,6 +82,7 @@ def main(args: argparse.Namespace) -> dict:
     words = data["train"].features["label"].names
     if "test" not in data or "validation" not in data:
         raise DataError(f"{args.dataset} needs train, validation and test splits (by speaker)")
+
     def new_model() -> CommandClassifier:  # the model, and each cross-validation fold's
         return CommandClassifier(encoder=args.encoder, clip_s=args.clip_s, pad_s=args.pad_s, layers=args.layers,
                                  hidden=args.hidden, dropout=args.dropout, labels=words,
@@ -125,7 +126,9 @@ def main(args: argparse.Namespace) -> dict:
     model.feature_std.copy_(features["train"].std(0) + 1e-5)
     loaders = {split: DataLoader(TensorDataset(features[split], labels[split]), batch_size=args.batch_size,
                                  shuffle=split == "train",
-                                 drop_last=split == "train" and len(labels[split]) > args.batch_size)
+                                 # each process must keep a full batch (a tiny dataset on many processes)
+                                 drop_last=split == "train"
+                                 and len(labels[split]) > args.batch_size * accelerator.num_processes)
                for split in features}
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -181,7 +184,7 @@ def main(args: argparse.Namespace) -> dict:
     # The headline: speaker-grouped cross-validation of this recipe over the training and validation speakers (the
     # 16-speaker test split alone is too small to say ±1 point; the test speakers stay out of it too)
     cross_validation = None
-    if args.cv_folds and accelerator.is_main_process:
+    if args.cv_folds:  # each process trains its share of the folds; their predictions are summed
         rows = [data[split].cast_column("audio", Audio(decode=False)) for split in ("train", "validation")]
         groups = np.array([group_of((a["path"], 0, speaker)) for split in rows
                            for a, speaker in zip(split["audio"], split["speaker"])])
@@ -190,7 +193,9 @@ def main(args: argparse.Namespace) -> dict:
             np.concatenate([data["train"]["label"], data["validation"]["label"]]), groups,
             new_model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, folds=args.cv_folds,
-            seed=args.seed)
+            seed=args.seed, process=accelerator.process_index, processes=accelerator.num_processes,
+            combine=lambda p: accelerator.reduce(torch.from_numpy(p).to(accelerator.device), "sum").cpu().numpy(),
+            show=accelerator.is_main_process)
     val_metrics, _ = commands_test(model, val_loader, accelerator, split="val")
     metrics = {**test_metrics, "test_speakers": len(set(data["test"]["speaker"]) - {""}),
                **{k: v for k, v in val_metrics.items() if k not in ("val_accuracy", "per_word_accuracy")},
