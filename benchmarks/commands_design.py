@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Audio
 from timing import Report, add_card_argument  # benchmarks/timing.py (run from its folder)
 
 from dlhub import audio
 from dlhub.commands import SpeechEncoder, keyword_spotting_report
-from dlhub.data.speech_commands import LABELS, group_of, load_speech_commands
+from dlhub.data.speech_commands import LABELS, clip_groups, load_speech_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = [("1 s", "mean+max", (6,), 0), ("1 s + 1 s", "mean+max", (6,), 0), ("1 s", "mean+max", (4, 5, 6), 0),
@@ -86,8 +85,7 @@ def main() -> list[dict]:
             x = row["audio"].get_all_samples().data.mean(0).numpy()
             waves.append(audio.window(x, 0, len(x) / audio.SAMPLING_RATE, audio.SAMPLING_RATE))
         labels += data[split]["label"]
-        paths = [a["path"] for a in data[split].cast_column("audio", Audio(decode=False))["audio"]]
-        speakers += [group_of((p, 0, s)) for p, s in zip(paths, data[split]["speaker"])]  # noise: clip or recording
+        speakers += clip_groups(data[split])  # noise: clip or recording
     waves, labels, speakers = np.stack(waves), np.array(labels), np.array(speakers)
     encoded = {"1 s": encode(waves, 0.0), "1 s + 1 s": encode(waves, 1.0)}
     results = []

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from datasets import Audio
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
@@ -31,7 +30,7 @@ from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_argument
 from dlhub.commands import (CACHE_DIR, ENCODERS, WHISPER_BASE, CommandClassifier, cached_features, cross_validate,
                             feature_cache)
 from dlhub.data import is_hub_id
-from dlhub.data.speech_commands import group_of, load_speech_commands
+from dlhub.data.speech_commands import clip_groups, load_speech_commands
 from dlhub.errors import DataError
 from dlhub.evaluation import commands_test
 from dlhub.plots import plot_confusion_matrix, plot_history
@@ -185,9 +184,7 @@ def main(args: argparse.Namespace) -> dict:
     # 16-speaker test split alone is too small to say ±1 point; the test speakers stay out of it too)
     cross_validation = None
     if args.cv_folds:  # each process trains its share of the folds; their predictions are summed
-        rows = [data[split].cast_column("audio", Audio(decode=False)) for split in ("train", "validation")]
-        groups = np.array([group_of((a["path"], 0, speaker)) for split in rows
-                           for a, speaker in zip(split["audio"], split["speaker"])])
+        groups = np.array(clip_groups(data["train"]) + clip_groups(data["validation"]))
         cross_validation = cross_validate(
             [torch.cat(pair) for pair in zip(train_copies, validation_copies)],
             np.concatenate([data["train"]["label"], data["validation"]["label"]]), groups,

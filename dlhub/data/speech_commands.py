@@ -95,6 +95,15 @@ def group_of(row: tuple[str, int, str]) -> str:
     return str(Path(path).parent) if "background_cuts" in Path(path).parts else path
 
 
+def clip_groups(split) -> list[str]:
+    """group_of each clip of a dataset split (its `audio` paths and `speaker`): what speaker-grouped cross-validation
+    keeps together."""
+    from datasets import Audio
+
+    paths = [a["path"] for a in split.cast_column("audio", Audio(decode=False))["audio"]]
+    return [group_of((path, 0, speaker)) for path, speaker in zip(paths, split["speaker"])]
+
+
 def child(root: Path, name: str, folder: bool) -> Path | None:
     """root/name with its case ignored (Train/ or train/, train.csv or Train.csv)."""
     for p in sorted(root.iterdir()):

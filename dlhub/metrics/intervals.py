@@ -140,39 +140,25 @@ def estimate(metrics: dict, key: str, n_key: str | None = None, mean: bool = Fal
     return None
 
 
-def rejected_count(rejected: float, clips: int) -> int:
-    """A cross-validation record's rejected clips: a count, or a rate of `clips` (a float in [0, 1] that is not a
-    count above 1)."""
-    if isinstance(rejected, float) and 0 <= rejected <= 1 and not (rejected.is_integer() and rejected > 1):
-        return count_of(rejected, clips)
-    return int(rejected)
-
-
 def command_estimates(metrics: dict) -> tuple[dict[str, Estimate], str]:
     """The voice-commands headline: ({"command_accuracy" | "unknown_rejected" | "silence_rejected": Estimate},
-    where it was measured, in words: "in speaker-grouped 5-fold cross-validation over 40 speakers"). From the speaker-grouped cross-validation over the training and validation speakers (`cross_validation`
-    in metrics.json) when the run recorded one, the test split being small; else from the test split."""
+    where it was measured, in words: "in speaker-grouped 5-fold cross-validation over 40 speakers"). From the
+    speaker-grouped cross-validation over the training and validation speakers (`cross_validation` in metrics.json,
+    as dlhub.commands.cross_validate writes it) when the run recorded one, the test split being small; else from the
+    test split."""
     cv = metrics.get("cross_validation")
-    out = {}
     if isinstance(cv, dict) and cv.get("command_clips"):
+        source, prefix = cv, ""
         where = (f"in speaker-grouped {cv.get('folds', '?')}-fold cross-validation over {cv.get('speakers', '?')} "
                  "speakers")
-        k = cv.get("command_correct")
-        if k is None and isinstance(cv.get("command_accuracy"), (int, float)):
-            k = count_of(cv["command_accuracy"], cv["command_clips"])
-        n = int(cv["command_clips"])
-        out["command_accuracy"] = Estimate(k / n, *wilson_interval(int(k), n), n, WILSON)
-        for label in ("unknown", "silence"):
-            clips = cv.get(f"{label}_clips")
-            if clips and cv.get(f"{label}_rejected") is not None:
-                r = rejected_count(cv[f"{label}_rejected"], int(clips))
-                out[f"{label}_rejected"] = Estimate(r / clips, *wilson_interval(r, int(clips)), int(clips), WILSON)
-        return out, where
-    speakers = metrics.get("test_speakers")
-    where = f"on {speakers} speakers it never heard" if speakers else "on the test split"
-    for name, n_key in (("command_accuracy", "test_command_clips"), ("unknown_rejected", "test_unknown_clips"),
-                        ("silence_rejected", "test_silence_clips")):
-        found = estimate(metrics, f"test_{name}", n_key)
+    else:
+        source, prefix = metrics, "test_"
+        speakers = metrics.get("test_speakers")
+        where = f"on {speakers} speakers it never heard" if speakers else "on the test split"
+    out = {}
+    for name, n_key in (("command_accuracy", "command_clips"), ("unknown_rejected", "unknown_clips"),
+                        ("silence_rejected", "silence_clips")):
+        found = estimate(source, prefix + name, prefix + n_key)
         if found is not None:
             out[name] = found
     return out, where
