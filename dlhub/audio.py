@@ -95,9 +95,11 @@ def find_speech(x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> list[tuple
     return [(s, e) for s, e in merged if e - s >= MIN_SPEECH_S]
 
 
-def window(x: np.ndarray, start_s: float, end_s: float, length: int, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """`length` samples centred on [start_s, end_s] (zero-padded at the clip's edges); when [start_s, end_s] is longer,
-    its loudest `length` samples (a word with noise merged into its stretch of speech keeps the word in the window)."""
+def window_start(x: np.ndarray, start_s: float, end_s: float, length: int,
+                 sampling_rate: int = SAMPLING_RATE) -> int:
+    """Where `window` starts (a sample index, 0 or more): `length` samples centred on
+    [start_s, end_s]; when [start_s, end_s] is longer, its loudest `length` samples (a word with noise merged into its
+    stretch of speech keeps the word in the window)."""
     if (end_s - start_s) * sampling_rate > length:
         frame = int(FRAME_S * sampling_rate)
         first, last = int(start_s * sampling_rate) // frame, min(int(end_s * sampling_rate), len(x)) // frame
@@ -109,7 +111,12 @@ def window(x: np.ndarray, start_s: float, end_s: float, length: int, sampling_ra
             centre_s = (first + best + np.sum(inside * np.arange(span)) / inside.sum() + 0.5) * FRAME_S
             start_s = end_s = centre_s
     centre = int((start_s + end_s) / 2 * sampling_rate)
-    begin = max(0, min(centre - length // 2, len(x) - length))
+    return max(0, min(centre - length // 2, len(x) - length))
+
+
+def window(x: np.ndarray, start_s: float, end_s: float, length: int, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """`length` samples from `window_start` (zero-padded at the clip's end)."""
+    begin = window_start(x, start_s, end_s, length, sampling_rate)
     out = x[begin:begin + length]
     return np.pad(out, (0, length - len(out))) if len(out) < length else out
 

@@ -119,6 +119,23 @@ def test_detect_commands_lists_only_the_commands_in_a_long_recording(bundled):
     assert bundled.detect_commands(np.zeros(48000), 48000) == []
 
 
+def test_a_word_the_energy_detector_misses_under_steady_noise_is_still_heard(bundled):
+    """Steady hiss 6 dB under the word: no frame rises 12 dB over the noise floor, so the detector finds no stretch;
+    the model then listens to the loudest second itself. Near-silence still gets no detection."""
+    word, rate = speak("yes", "en-us", silence_s=1.0)
+    word = audio.prepare(word, rate)
+    rng = np.random.default_rng(0)
+    hiss = rng.standard_normal(len(word)).astype(np.float32)
+    loud = audio.frame_dbfs(word) > audio.frame_dbfs(word).max() - 20
+    speech_power = np.mean(10 ** (audio.frame_dbfs(word)[loud] / 10))
+    noisy = word + hiss * np.sqrt(speech_power / 10 ** (6 / 10))
+    assert audio.find_speech(noisy) == []
+    (found,) = bundled.classify_segments(noisy, audio.SAMPLING_RATE)
+    assert next(iter(found["scores"])) == "yes"
+    assert found["end"] - found["start"] == pytest.approx(bundled.clip_s) and found["start"] >= 0
+    assert bundled.classify_segments(hiss * 1e-5, audio.SAMPLING_RATE) == []  # -100 dBFS: nothing to listen to
+
+
 @pytest.mark.parametrize("voice", VOICES)
 def test_bundled_model_rejects_other_words_and_noise(bundled, voice):
     """Words that are not commands (espeak-ng voices, never in training) → unknown; noise → silence."""
