@@ -269,10 +269,13 @@ def test_commands_tab_silence_short_and_broken_files(tmp_path):
 
     from dlhub.space import commands
 
-    quiet = np.random.default_rng(0).normal(0, 20, 32000).astype(np.int16)
-    scores, verdict, figure = commands.recognise(write_wav(tmp_path / "quiet.wav", quiet, 16000))
+    silent = np.random.default_rng(0).normal(0, 2, 32000).astype(np.int16)  # -84 dBFS: nothing to listen to
+    scores, verdict, figure = commands.recognise(write_wav(tmp_path / "silent.wav", silent, 16000))
     assert scores is None and "No command heard" in verdict
     assert len(figure.axes) == 1  # the waveform alone: no blank spectrogram panel
+    quiet = np.random.default_rng(0).normal(0, 20, 32000).astype(np.int16)  # -64 dBFS hiss: no speech found, the
+    scores, verdict, figure = commands.recognise(write_wav(tmp_path / "quiet.wav", quiet, 16000))  # model listens
+    assert next(iter(scores)) == "silence" and "No command heard" in verdict
     with pytest.raises(gr.Error, match="0.01 s long"):
         commands.recognise(write_wav(tmp_path / "short.wav", quiet[:160], 16000))
     (tmp_path / "fake.wav").write_bytes(b"RIFF not really a wave file" * 20)
