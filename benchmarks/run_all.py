@@ -31,7 +31,7 @@ BUNDLED = {"regression": "regression", "denoiser": "denoiser", "gtsrb": "signs",
            "commands": "commands", "commands_recordings": "commands"}  # script → its task's bundled model folder
 # what a card's report needs beyond the defaults: the denoiser card has a BM3D column and a leave-one-source-out
 # table (the held-out runs are the README's train/dae.py commands; a missing one is skipped with a note)
-CARD_ARGUMENTS = {"denoiser": ["--bm3d", "pytorch_tutorial_faces", "olivetti_faces.npy"]}
+CARD_ARGUMENTS = {"denoiser": ["--bm3d", "pytorch_tutorial_faces", "olivetti_faces.npy", "helen"]}
 HELD_OUT_RUNS = {"denoiser": ["outputs/denoiser-no-helen", "outputs/denoiser-no-olivetti"]}
 
 

@@ -27,7 +27,7 @@ def test_conv_run_writes_model_metrics_and_figures(faces_npy, tmp_path):
     extra.mkdir()
     for i, face in enumerate(synthetic_faces(5, size=90, seed=3)):
         Image.fromarray(face).save(extra / f"{i}.png")
-    metrics = train(faces_npy, tmp_path / "model", "--epochs", "2", "--noise_std_max", "0.4",
+    metrics = train(faces_npy, tmp_path / "model", "--epochs", "2", "--noise_std_max", "0.4", "--noise_focus", "0.5",
                     "--extra_test_dir", str(extra), *FAST)
     for sigma in (0.1, 0.2, 0.3):
         assert metrics[f"test_psnr_gain_{sigma}"] == pytest.approx(
@@ -39,6 +39,7 @@ def test_conv_run_writes_model_metrics_and_figures(faces_npy, tmp_path):
     assert sorted(p.name for p in (tmp_path / "model-checkpoints").iterdir()) == ["epoch_0001", "epoch_0002"]
     card = (tmp_path / "model" / "README.md").read_text()  # the card names the data it was given, not Olivetti
     assert "`face_data.npy`: 40 grayscale faces, split 60/20/20 by image with a fixed seed: no person labels" in card
+    assert "except for 50% of the images, whose σ is within ± 0.05 of 0.2" in card
     assert "Trained on 24 photos, grayscale" in card and "type: face-data" in card and "Olivetti" not in card
 
 
@@ -96,6 +97,7 @@ def test_several_sources_each_tested_on_its_own_and_a_cosine_run_resumes(faces_n
 @pytest.mark.parametrize("args, message", [
     (["--data", "absent.npy"], "absent.npy not found"),
     (["--data", "{faces}", "--noise_std", "0.3", "--noise_std_max", "0.2"], "noise levels must satisfy"),
+    (["--data", "{faces}", "--noise_focus", "0.5"], "--noise_focus takes a fraction from 0 to 1, with a σ range"),
     (["--data", "{faces}", "--resume_from_checkpoint", "latest"], "no checkpoint to resume from"),
     (["--data", "{faces}", "--people", "{people}"], "people.npy has shape (7,) for 40 faces: give one person id"),
     (["--data", "{faces}", "--arch", "mlp", "--crop_size", "32"], "--crop_size takes a side from 16 to 64"),
