@@ -80,10 +80,11 @@ def models_table(root: Path = ROOT) -> str:
         for name, e in bench.get("unseen_vs_bm3d", {}).items():  # the yardstick: BM3D given the true σ
             where = "bundled" if e["model"] == "bundled" else f"`outputs/{e['model']}`"
             low, high = e["margin_ci95"]
-            rows.append(f"| denoiser ({where}) against BM3D | BM3D given the true σ | {e['images']} faces of `{name}` "
-                        f"(never trained on), σ = {bench['sigma']} | PSNR margin over BM3D (gain {e['gain']:+.2f} "
-                        f"against {e['bm3d_gain']:+.2f} dB) | **{e['margin']:+.2f} dB** | {low:+.2f} to {high:+.2f} "
-                        f"(n = {e['images']} faces) |")
+            repo = "same repo" if e["model"] == "bundled" else "not bundled"
+            rows.append(f"| denoiser ({where}) against BM3D | {repo} | {e['images']} faces of `{name}` (never trained "
+                        f"on), σ = {bench['sigma']} | PSNR margin over BM3D (true σ given); gains: model "
+                        f"{e['gain']:+.2f}, BM3D {e['bm3d_gain']:+.2f} dB | **{e['margin']:+.2f} dB** | {low:+.2f} to "
+                        f"{high:+.2f} (n = {e['images']} faces) |")
     m = metrics("denoiser-mlp")
     if m and "test_psnr_denoised_0.2" in m:
         rows.append(f"| denoiser (course baseline, Table 3 `mlp`) | bundled in `checkpoints/denoiser-mlp` | Olivetti "

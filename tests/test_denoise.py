@@ -146,3 +146,34 @@ def test_denoise_runs_the_training_size_in_onnx_runtime_with_pytorchs_answer(mon
     slow = model.denoise(faces)
     for a, b in zip(fast, slow):
         assert a.size == b.size and np.abs(np.asarray(a, float) - np.asarray(b, float)).max() <= 1  # rounding
+
+
+def test_focused_noise_puts_its_share_near_the_judged_sigma_and_leaves_unfocused_runs_unchanged():
+    from conftest import load_script
+
+    sample_sigma = load_script("train", "dae").sample_sigma
+    torch.manual_seed(0)
+    sigma = sample_sigma(20_000, (0.02, 0.5), 0.2, 0.5)
+    assert sigma.min() >= 0.02 and sigma.max() <= 0.5
+    near = ((sigma - 0.2).abs() <= 0.05).float().mean().item()
+    assert near == pytest.approx(0.5 + 0.5 * 0.1 / 0.48, abs=0.02)  # the focused half, plus the uniform half's share
+    assert sample_sigma(1000, (0.02, 0.5), 0.48, 1.0, width=0.1).min() >= 0.38  # clipped to the range
+    torch.manual_seed(1)
+    unfocused = sample_sigma(8, (0.02, 0.5), 0.2, 0.0)
+    after = torch.rand(1)
+    torch.manual_seed(1)
+    assert torch.equal(unfocused, torch.empty(8).uniform_(0.02, 0.5)) and torch.equal(torch.rand(1), after)
+
+
+def test_denoiser_benchmark_compares_each_source_through_a_model_that_never_trained_on_it():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from denoiser import never_trained_on
+
+    models = {"bundled": ["helen", "olivetti"], "no-helen": ["olivetti", "tutorial"], "no-olivetti": ["helen"],
+              "unknown": None}
+    assert never_trained_on(["tutorial", "helen", "olivetti"], models) == {
+        "tutorial": "bundled", "helen": "no-helen", "olivetti": "no-olivetti"}
+    assert never_trained_on(["helen"], {"bundled": ["helen"], "unknown": None}) == {}

@@ -39,7 +39,7 @@ def test_conv_run_writes_model_metrics_and_figures(faces_npy, tmp_path):
     assert sorted(p.name for p in (tmp_path / "model-checkpoints").iterdir()) == ["epoch_0001", "epoch_0002"]
     card = (tmp_path / "model" / "README.md").read_text()  # the card names the data it was given, not Olivetti
     assert "`face_data.npy`: 40 grayscale faces, split 60/20/20 by image with a fixed seed: no person labels" in card
-    assert "except for 50% of the images, whose σ is within ± 0.05 of 0.2" in card
+    assert "except for 50% of the images, whose σ is within ± 0.05 of 0.2, the σ its test results" in card
     assert "Trained on 24 photos, grayscale" in card and "type: face-data" in card and "Olivetti" not in card
 
 

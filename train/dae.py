@@ -63,9 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="train on σ drawn uniformly per image from [noise_std_min, noise_std_max]")
     p.add_argument("--noise_std_min", type=float, default=0.02)
     p.add_argument("--noise_focus", type=float, default=0.0,
-                   help="with --noise_std_max: this fraction of each batch gets σ within ±0.05 of --noise_std (the σ "
-                        "the course and the benchmarks use), the rest from the whole range, so one model serves "
-                        "every σ and is at its best at --noise_std")
+                   help="with --noise_std_max: this fraction of each batch gets σ within ± --noise_focus_width of "
+                        "--noise_std (the σ the course and the benchmarks use), the rest from the whole range, so one "
+                        "model serves every σ and is at its best at --noise_std")
+    p.add_argument("--noise_focus_width", type=float, default=0.05, help="see --noise_focus")
     p.add_argument("--epochs", type=int, default=None, help="default: 80 for conv, 150 for mlp")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -90,6 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise DataError("noise levels must satisfy 0 < --noise_std_min ≤ --noise_std ≤ --noise_std_max ≤ 1")
     if not 0 <= args.noise_focus <= 1 or (args.noise_focus and args.noise_std_max is None):
         raise DataError("--noise_focus takes a fraction from 0 to 1, with a σ range (--noise_std_max)")
+    if not 0 < args.noise_focus_width <= 0.5:
+        raise DataError("--noise_focus_width takes a half-width of σ from 0 to 0.5")
     if args.crop_size and (args.arch != "conv" or not 16 <= args.crop_size <= IMAGE_SIZE):
         raise DataError(f"--crop_size takes a side from 16 to {IMAGE_SIZE}, for --arch conv only")
     named = [source_name(s) for s in [args.dataset, *args.add_faces, args.extra_test_dir] if s]
@@ -120,11 +123,14 @@ def random_crops(images: torch.Tensor, side: int) -> torch.Tensor:
     return torch.stack([image[..., t:t + side, l:l + side] for image, t, l in zip(images, tops, lefts)])
 
 
-def sample_sigma(n: int, noise_range: tuple[float, float], focus_sigma: float, focus: float, device) -> torch.Tensor:
-    """One σ per image: uniform over noise_range, except a `focus` fraction drawn within ±0.05 of focus_sigma (kept
+def sample_sigma(n: int, noise_range: tuple[float, float], focus_sigma: float, focus: float, device=None,
+                 width: float = 0.05) -> torch.Tensor:
+    """One σ per image: uniform over noise_range, except a `focus` fraction drawn within ± width of focus_sigma (kept
     inside the range); a blind model trained evenly over the range is weaker at the σ it is judged on."""
     sigma = torch.empty(n, device=device).uniform_(*noise_range)
-    low, high = max(noise_range[0], focus_sigma - 0.05), min(noise_range[1], focus_sigma + 0.05)
+    if not focus:  # no further draws: runs without --noise_focus keep their random stream (and their weights)
+        return sigma
+    low, high = max(noise_range[0], focus_sigma - width), min(noise_range[1], focus_sigma + width)
     near = torch.empty(n, device=device).uniform_(low, high)
     return torch.where(torch.rand(n, device=device) < focus, near, sigma)
 
@@ -203,7 +209,8 @@ def main(args: argparse.Namespace) -> dict:
         for (batch,) in train_loader:
             batch = augment(batch) if args.arch == "conv" else batch
             batch = random_crops(batch, args.crop_size) if args.crop_size else batch
-            sigma = sample_sigma(batch.shape[0], noise_range, args.noise_std, args.noise_focus, batch.device)
+            sigma = sample_sigma(batch.shape[0], noise_range, args.noise_std, args.noise_focus, batch.device,
+                                 args.noise_focus_width)
             loss = torch.nn.functional.mse_loss(model(add_noise(batch, sigma)), batch)
             optimizer.zero_grad()
             accelerator.backward(loss)
