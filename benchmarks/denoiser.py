@@ -196,7 +196,7 @@ def main() -> dict:
     if trained:
         report()
         report(f"The bundled model trained on the training splits of {', '.join(trained)}: their rows are its test faces "
-               "(people or photos it never saw, from a source it knows); the table below compares each source with "
+               "(people or photos it never saw, from a source it knows); the last table compares each source with "
                f"BM3D through a model that never trained on the source at all. BM3D runs at σ = {s} only.")
     report()
     report("PSNR gain (dB) of the bundled model against σ (total variation in brackets), one model for every σ:")
