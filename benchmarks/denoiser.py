@@ -144,6 +144,7 @@ def main() -> dict:
             lambda: bm3d.bm3d(one.numpy()[0, 0].astype(np.float64), sigma_psd=args.sigma, profile="np"), 3)
 
     held_out, runs = {}, {"bundled": model}
+    bundled_trained = trained_sources(getattr(model, "folder", None))  # the loaded model's own run, where it says
     for folder in args.held_out_runs:
         run = runs[Path(folder).name] = dlhub.load("denoiser", folder).eval()
         row = held_out[Path(folder).name] = {"trained_on": trained_sources(folder)}
@@ -153,7 +154,7 @@ def main() -> dict:
     results["held_out_runs"] = held_out
     # each source BM3D ran on, denoised by a model that never trained on it (the bundled model or a leave-one-source-
     # out run), against BM3D on the same noisy faces: the margin per face, with a bootstrap interval over the faces
-    unseen_by = never_trained_on(bm3d_faces, {"bundled": trained_sources(getattr(model, "folder", None)),
+    unseen_by = never_trained_on(bm3d_faces, {"bundled": bundled_trained,
                                               **{name: row["trained_on"] for name, row in held_out.items()}})
     results["unseen_vs_bm3d"] = {}
     results["not_compared_with_bm3d"] = sorted(set(bm3d_faces) - set(unseen_by))
@@ -192,10 +193,9 @@ def main() -> dict:
             e[f"gain_ratio_{r}_{s}"] = gain / ref_gain
             cells += [f"{e[f'psnr_{r}_{s}']:.2f} ({ref_gain:+.2f})", f"{gain / ref_gain:.2f}"]
         report("| " + " | ".join(cells) + " |")
-    trained = trained_sources(getattr(model, "folder", None))
-    if trained:
+    if bundled_trained:
         report()
-        report(f"The bundled model trained on the training splits of {', '.join(trained)}: their rows are its test faces "
+        report(f"The bundled model trained on the training splits of {', '.join(bundled_trained)}: their rows are its test faces "
                "(people or photos it never saw, from a source it knows); the last table compares each source with "
                f"BM3D through a model that never trained on the source at all. BM3D runs at σ = {s} only.")
     report()
@@ -216,7 +216,7 @@ def main() -> dict:
         names = list(test)
         report("| model | trained on | " + " | ".join(names) + " |")
         report("|---|---|" + "---|" * len(names))
-        rows = {"bundled": {"trained_on": trained_sources(getattr(model, "folder", None)), **{
+        rows = {"bundled": {"trained_on": bundled_trained, **{
             n: e[f"psnr_ours_{s}"] - e[f"psnr_noisy_{s}"] for n, e in results["sources"].items()}}, **held_out}
         folders = {"bundled": getattr(model, "folder", None), **{Path(f).name: f for f in args.held_out_runs}}
         for run_name, row in rows.items():
