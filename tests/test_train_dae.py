@@ -98,6 +98,7 @@ def test_several_sources_each_tested_on_its_own_and_a_cosine_run_resumes(faces_n
     (["--data", "absent.npy"], "absent.npy not found"),
     (["--data", "{faces}", "--noise_std", "0.3", "--noise_std_max", "0.2"], "noise levels must satisfy"),
     (["--data", "{faces}", "--noise_focus", "0.5"], "--noise_focus takes a fraction from 0 to 1, with a σ range"),
+    (["--data", "{faces}", "--noise_focus_width", "0"], "--noise_focus_width takes a half-width of σ from 0 to 0.5"),
     (["--data", "{faces}", "--resume_from_checkpoint", "latest"], "no checkpoint to resume from"),
     (["--data", "{faces}", "--people", "{people}"], "people.npy has shape (7,) for 40 faces: give one person id"),
     (["--data", "{faces}", "--arch", "mlp", "--crop_size", "32"], "--crop_size takes a side from 16 to 64"),
