@@ -91,14 +91,14 @@ def main() -> dict:
     from skimage.restoration import denoise_tv_chambolle
 
     model = dlhub.load("denoiser", args.model).eval()
-    test, validation = {}, []
+    test, validation_of = {}, {}
     for source in args.sources:
         faces = load_faces(source)
         test[Path(source).name] = held_out_faces(source)
         if "test" in faces and len(test[Path(source).name]) == faces["test"].num_rows:
-            validation.append(faces_array(faces["validation"]))  # a source with its own test split: its validation
-            # faces choose the TV weight
-    validation = np.concatenate(validation)
+            # a source with its own test split: its validation faces choose the TV weight and measure flip averaging
+            validation_of[Path(source).name] = faces_array(faces["validation"])
+    validation = np.concatenate(list(validation_of.values()))
     unknown = set(args.bm3d) - set(test)
     if unknown:
         p.error(f"--bm3d names {sorted(unknown)}, which are not among the sources {list(test)}")
@@ -152,6 +152,17 @@ def main() -> dict:
             x = noisy(clean, args.sigma)
             row[name] = mean_psnr(run_model(run, x), clean) - mean_psnr(x, clean)
     results["held_out_runs"] = held_out
+    # flip averaging (Denoiser.flip_average), the models' default: what it adds on each source's validation faces
+    results["flip_average_gain"] = {}
+    for run_name, run in runs.items():
+        if getattr(run, "flip_average", False):
+            gains = results["flip_average_gain"][run_name] = {}
+            for name, clean in validation_of.items():
+                x = noisy(clean, args.sigma)
+                run.flip_average = False
+                alone = mean_psnr(run_model(run, x), clean)
+                run.flip_average = True
+                gains[name] = mean_psnr(run_model(run, x), clean) - alone
     # each source BM3D ran on, denoised by a model that never trained on it (the bundled model or a leave-one-source-
     # out run), against BM3D on the same noisy faces: the margin per face, with a bootstrap interval over the faces
     unseen_by = never_trained_on(bm3d_faces, {"bundled": bundled_trained,
@@ -240,6 +251,17 @@ def main() -> dict:
             low, high = e["margin_ci95"]
             report(f"| {name} | {e['images']} | {e['model']} | {e['gain']:+.2f} | {e['bm3d_gain']:+.2f} | "
                    f"**{e['margin']:+.2f} dB** ({low:+.2f} to {high:+.2f}) |")
+        report()
+    if results["flip_average_gain"]:
+        names = list(validation_of)
+        report(f"Flip averaging (every model above answers with the mean of its outputs for the face and for the face "
+               f"mirrored): PSNR gained over the network's output alone at σ = {s}, on each source's validation faces "
+               f"({', '.join(f'{n}: {len(validation_of[n])}' for n in names)}), dB")
+        report()
+        report("| model | " + " | ".join(names) + " |")
+        report("|---|" + "---|" * len(names))
+        for run_name, gains in results["flip_average_gain"].items():
+            report(f"| {run_name} | " + " | ".join(f"{gains[n]:+.3f}" for n in names) + " |")
         report()
     report(f"Latency, one 64 × 64 face ({results['threads']} threads; median / p95 ms): bundled model "
            f"{results['ours_latency_ms']:.2f} / {results['ours_latency_p95_ms']:.2f} (`denoise()` on a PIL face, the "

@@ -52,6 +52,29 @@ def test_denoise_keeps_size_and_returns_grayscale(arch):
     assert all(o.mode == "L" for o in out)
 
 
+def test_flip_average_is_the_mean_of_the_image_and_its_mirror_in_eval_mode_only(tmp_path):
+    torch.manual_seed(0)
+    model = Denoiser(widths=(8, 16))
+    assert model.flip_average and not Denoiser(arch="mlp").flip_average  # the course's MLP stays as the course has it
+    x = torch.rand(3, 1, 16, 24)
+    with torch.no_grad():
+        net = model.net.eval()
+        expected = (net(x) + net(x.flip(-1)).flip(-1)) / 2
+        assert torch.allclose(model.eval()(x), expected, atol=1e-6)
+        assert not torch.allclose(model(x), net(x), atol=1e-4)  # the mirror's answer differs: the mean is not a no-op
+        model.flip_average = False
+        assert torch.equal(model(x), net(x))
+    model.flip_average = True
+    model.train()
+    assert model(x).shape == x.shape and torch.equal(model(x), model.net(x))  # training sees one image, not two
+    # a model saved before the option existed (no key in its config.json) gets the default for its arch
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("flip_average", None)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert dlhub.load("denoiser", tmp_path).flip_average
+
+
 def test_course_mlp_is_exactly_table_3():
     """Flatten → Linear(4096 → 128) → LeakyReLU → Linear(128 → 4096): no BatchNorm, no decoder activation."""
     net = Denoiser(arch="mlp").net

@@ -188,7 +188,8 @@ def main(args: argparse.Namespace) -> dict:
 
     # Model and optimiser (Adam, lr 1e-3, weight decay 1e-5, as in the course); the loss is MSE for both
     noise_range = (args.noise_std_min, args.noise_std_max) if args.noise_std_max else (args.noise_std, args.noise_std)
-    model = Denoiser(arch=args.arch, image_size=args.image_size, widths=args.widths, noise_std=noise_range)
+    model = Denoiser(arch=args.arch, image_size=args.image_size, widths=args.widths, noise_std=noise_range,
+                     flip_average=args.arch == "conv")  # in eval mode: validation, test and users alike
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
