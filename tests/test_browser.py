@@ -39,11 +39,24 @@ def no_errors(page):
     assert page.get_by_text("Traceback").count() == 0
 
 
+def close_toasts(page):
+    """Close every toast, first to last. A toast may also time out and vanish on its own meanwhile (Gradio's toasts
+    have a duration), so the list is read again after each click rather than once."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(10):
+        if page.locator(".toast-close").count() == 0:
+            return
+        try:
+            page.locator(".toast-close").first.click(timeout=5_000)
+        except PlaywrightTimeout:  # it vanished between the count and the click
+            pass
+
+
 def screenshot(page, name):
     folder = os.environ.get("DLHUB_SCREENSHOTS")
     if folder:
-        for close in page.locator(".toast-close").all():  # a toast left by an earlier test is not this tab's
-            close.click()
+        close_toasts(page)  # a toast left by an earlier test is not this tab's
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
@@ -153,8 +166,7 @@ def test_signs_tab_reads_an_uploaded_sign_and_a_bad_file_clears_it_with_one_mess
     page.wait_for_function("() => !document.querySelector('#signs-label').innerText.includes('No entry')",
                            timeout=15_000)  # the previous answer is gone
     assert page.locator("#signs-note").inner_text().strip() == ""
-    for close in page.locator(".toast-close").all():
-        close.click()
+    close_toasts(page)
 
 
 def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, tmp_path):
