@@ -159,10 +159,7 @@ def main() -> dict:
             gains = results["flip_average_gain"][run_name] = {}
             for name, clean in validation_of.items():
                 x = noisy(clean, args.sigma)
-                run.flip_average = False
-                alone = mean_psnr(run_model(run, x), clean)
-                run.flip_average = True
-                gains[name] = mean_psnr(run_model(run, x), clean) - alone
+                gains[name] = mean_psnr(run_model(run, x), clean) - mean_psnr(run_model(run.net, x), clean)
     # each source BM3D ran on, denoised by a model that never trained on it (the bundled model or a leave-one-source-
     # out run), against BM3D on the same noisy faces: the margin per face, with a bootstrap interval over the faces
     unseen_by = never_trained_on(bm3d_faces, {"bundled": bundled_trained,
@@ -254,8 +251,8 @@ def main() -> dict:
         report()
     if results["flip_average_gain"]:
         names = list(validation_of)
-        report(f"Flip averaging (every model above answers with the mean of its outputs for the face and for the face "
-               f"mirrored): PSNR gained over the network's output alone at σ = {s}, on each source's validation faces "
+        report(f"Flip averaging (each of these models answers with the mean of its outputs for the face and for the "
+               f"face mirrored): PSNR gained over the network's output alone at σ = {s}, on each source's validation faces "
                f"({', '.join(f'{n}: {len(validation_of[n])}' for n in names)}), dB")
         report()
         report("| model | " + " | ".join(names) + " |")

@@ -323,6 +323,12 @@ def markdown(s: dict) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| `{name}` | {e['calls']} | {len(e['failed'])} | {len(e['wrong'])} | {e['tracebacks']} | "
                   f"{e['calls_per_s']:.1f} | {e['p50_ms']:.0f} | {e['p95_ms']:.0f} |" for name, e in s["endpoints"].items()]
+    # what went wrong, as the client saw it: a failure's message, and whether the server logged anything for it
+    problems = [f"- {tab} (mixed phase): {m}" for tab, t in s["tabs"].items() for m in t["errors"][:3]]
+    problems += [f"- `{name}`: {m}" for name, e in s["endpoints"].items() for m in (e["failed"] + e["wrong"])[:3]]
+    if problems:
+        lines += ["", "Failed or differing calls (the first three of each row; the tracebacks column says whether "
+                  "the server logged one):", "", *problems]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from dlhub.errors import DataError
 from dlhub.modeling import HubModel
 
 MIN_SIDE, MAX_SIDE = 8, 2048  # denoise() refuses images outside these sides, with a message
+SMALL_IMAGE = 128 * 128  # flip averaging runs the image and its mirror as one batch up to this many pixels
 
 
 def add_noise(clean: torch.Tensor, sigma, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -96,8 +97,9 @@ class Denoiser(HubModel):
     """`arch` "mlp" (the course's Table 3) or "conv" (ConvUNet). `flip_average` (default: on for conv): in eval mode
     the answer is the mean of the network's outputs for the image and for its mirror image, mirrored back. Training
     flips faces, so both are equally good guesses with partly independent errors, and their mean is better on the
-    validation faces of every source (benchmarks/denoiser.py measures by how much), for twice the compute. Off for the
-    MLP: the course's Table 3 model, as the course applies it."""
+    validation faces of each source that has them (benchmarks/denoiser.py measures by how much), for twice the
+    compute. Off for the MLP: the course's Table 3 model, as the course applies it. It is a setting of config.json:
+    pass it to the constructor (or `from_pretrained`) to change it for good."""
 
     def __init__(self, arch: str = "conv", image_size: int = 64, widths=(32, 64, 128), noise_std=(0.2, 0.2),
                  flip_average: bool | None = None):
@@ -106,7 +108,9 @@ class Denoiser(HubModel):
             raise ValueError(f"unknown arch {arch!r}: choose one of {sorted(ARCHS)}")
         self.arch, self.image_size = arch, int(image_size)
         self.noise_std = tuple(float(s) for s in noise_std)  # the σ range it was trained on
-        self.flip_average = arch == "conv" if flip_average is None else bool(flip_average)
+        if flip_average is not None and not isinstance(flip_average, bool):
+            raise ValueError(f"flip_average is true, false or null (the default for the arch), not {flip_average!r}")
+        self.flip_average = arch == "conv" if flip_average is None else flip_average
         self.net = CourseMLP(self.image_size) if arch == "mlp" else ConvUNet(tuple(widths))
 
     def forward(self, noisy: torch.Tensor) -> torch.Tensor:
@@ -114,8 +118,10 @@ class Denoiser(HubModel):
         with `flip_average`, the mean of the image's answer and its mirror image's (one batch of 2B)."""
         if self.training or not self.flip_average:
             return self.net(noisy)
-        both = self.net(torch.cat([noisy, noisy.flip(-1)]))
-        return (both[:len(noisy)] + both[len(noisy):].flip(-1)) / 2
+        if noisy.shape[-2] * noisy.shape[-1] > SMALL_IMAGE:  # one pass after the other: half the peak memory
+            return (self.net(noisy) + self.net(noisy.flip(-1)).flip(-1)) / 2
+        plain, mirrored = self.net(torch.cat([noisy, noisy.flip(-1)])).view(2, *noisy.shape)  # one batch of 2B:
+        return (plain + mirrored.flip(-1)) / 2  # the view keeps B free in an exported ONNX graph
 
     @torch.no_grad()
     def denoise(self, images: list) -> list[Image.Image]:
@@ -138,7 +144,7 @@ class Denoiser(HubModel):
                 gray = gray.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
             x = (np.asarray(gray, dtype=np.float32) / np.float32(255.0))[None, None]
             if gray.size == (self.image_size, self.image_size):  # ONNX Runtime (one graph per input shape: the
-                graph = "denoiser-flip" if self.flip_average else "denoiser"  # training size; others in PyTorch)
+                graph = "denoiser-flipmean" if self.flip_average else "denoiser"  # training size; others in PyTorch)
                 y = onnx.forward_numpy(self, x, graph)[0, 0]
             else:
                 y = self(torch.from_numpy(x).to(device))[0, 0].cpu().numpy()

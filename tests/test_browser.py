@@ -51,6 +51,7 @@ def close_toasts(page):
             page.locator(".toast-close").first.click(timeout=5_000)
         except PlaywrightTimeout:  # it vanished between the count and the click
             pass
+    assert page.locator(".toast-close").count() == 0, page.locator(".toast-body").all_inner_texts()
 
 
 def screenshot(page, name):

@@ -64,6 +64,20 @@ def test_fingerprint_tells_images_apart(tmp_path):
     assert load.fingerprint({"path": str(a), "url": "x"}) != load.fingerprint({"path": str(c), "url": "y"})
 
 
+def test_load_report_names_each_failed_call():
+    tab = {"first_ms": 1.0, "p50_ms": 2.0, "p95_ms": 3.0}
+    endpoint = {"calls": 4, "wrong": [], "tracebacks": 0, "calls_per_s": 1.0, "p50_ms": 2.0, "p95_ms": 3.0}
+    summary = {"startup_s": None, "threads": 2, "server_up_after": True, "requests": 2, "clients": 2, "wall_s": 1.0,
+               "requests_per_s": 2.0, "errors": 0, "mixed_tracebacks": 0, "calls_per_client": 2,
+               "tabs": {"denoising": {**tab, "requests": 2, "errors": []}},
+               "endpoints": {"/denoise": {**endpoint, "failed": ["CancelledError: "]},
+                             "/classify_sign": {**endpoint, "failed": []}}}
+    text = load.markdown(summary)
+    assert "- `/denoise`: CancelledError: " in text and "/classify_sign`:" not in text
+    summary["endpoints"]["/denoise"]["failed"] = []
+    assert "Failed or differing calls" not in load.markdown(summary)
+
+
 def test_each_limit_is_the_measured_one():
     """Each endpoint's concurrency_limit (the lowest in its concurrency group, as Gradio's queue applies it) is the
     one benchmarks/concurrency.py chose on this machine and wrote to benchmarks/CONCURRENCY.md."""

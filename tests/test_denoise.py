@@ -67,12 +67,39 @@ def test_flip_average_is_the_mean_of_the_image_and_its_mirror_in_eval_mode_only(
     model.flip_average = True
     model.train()
     assert model(x).shape == x.shape and torch.equal(model(x), model.net(x))  # training sees one image, not two
-    # a model saved before the option existed (no key in its config.json) gets the default for its arch
-    model.save_pretrained(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
+    # past SMALL_IMAGE pixels the two passes run one after the other (half the memory): the same answer
+    big = torch.rand(1, 1, 136, 128)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(big), (net(big) + net(big.flip(-1)).flip(-1)) / 2, atol=1e-6)
+    # the setting round-trips through config.json; a config saved before it existed gets the arch's default
+    Denoiser(widths=(8, 16), flip_average=False).save_pretrained(tmp_path / "off")
+    assert dlhub.load("denoiser", tmp_path / "off").flip_average is False
+    model.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
     config.pop("flip_average", None)
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    assert dlhub.load("denoiser", tmp_path).flip_average
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    assert dlhub.load("denoiser", tmp_path / "old").flip_average is True
+    with pytest.raises(ValueError, match="flip_average"):
+        Denoiser(flip_average="no")
+
+
+def test_the_flip_averaging_onnx_graph_answers_any_batch_as_pytorch(monkeypatch, tmp_path):
+    from collections import OrderedDict
+
+    import dlhub.onnx as onnx
+
+    monkeypatch.setattr(onnx, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(onnx, "_SESSIONS", OrderedDict())
+    torch.manual_seed(0)
+    model = Denoiser(widths=(8, 16)).eval()
+    x = np.random.default_rng(0).random((3, 1, 64, 64), dtype=np.float32)
+    graph = onnx.forward_numpy(model, x[:1], "flipmean")  # exported from a batch of one, as denoise() does
+    assert onnx._SESSIONS and all(s is not None for s in onnx._SESSIONS.values())  # it ran in ONNX Runtime
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert np.allclose(graph, expected[:1], atol=1e-5)
+    batch = onnx.forward_numpy(model, x, "flipmean")  # the same graph, three faces
+    assert batch.shape == expected.shape and np.allclose(batch, expected, atol=1e-5)
 
 
 def test_course_mlp_is_exactly_table_3():
