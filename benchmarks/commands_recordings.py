@@ -46,13 +46,6 @@ FORMATS = ("wav", "webm", "mp3")
 LEVELS = ("normal", "quiet", "clipped")
 
 
-def speech_power(x: np.ndarray) -> float:
-    """Mean power of the clip's speech frames (its loudest 20 ms frames within 20 dB of the peak)."""
-    db = audio.frame_dbfs(x)
-    loud = db > db.max() - 20
-    return float(np.mean(10 ** (db[loud] / 10)))
-
-
 def make_recording(clip: np.ndarray | None, noise: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
     """A recording at 44.1 or 48 kHz holding `clip` (16 kHz, or None for noise alone) and looped `noise`."""
     seconds, rate = rng.uniform(2.0, 5.0), int(rng.choice([44_100, 48_000]))
@@ -64,7 +57,8 @@ def make_recording(clip: np.ndarray | None, noise: np.ndarray, rng: np.random.Ge
     if clip is not None:
         start = int(rng.integers(0, n - len(clip) + 1))
         x[start:start + len(clip)] = clip / (np.abs(clip).max() + 1e-6) * 0.5
-        bed = bed * np.sqrt(speech_power(x[start:start + len(clip)]) / (np.mean(bed ** 2) + 1e-12) / 10 ** (snr / 10))
+        speech = audio.speech_power(x[start:start + len(clip)])
+        bed = bed * np.sqrt(speech / (np.mean(bed ** 2) + 1e-12) / 10 ** (snr / 10))
     else:
         bed = bed / (np.abs(bed).max() + 1e-6) * rng.uniform(0.05, 0.5)
     x = audio.resample((x + bed).astype(np.float32), audio.SAMPLING_RATE, rate)  # the sound at the microphone's rate
@@ -133,7 +127,8 @@ def main() -> dict:
         for r in range(args.renditions):
             for i, label in enumerate(labels):
                 clip = None if label == LABELS.index(SILENCE) else clips[i]
-                x, rate, facts = make_recording(clip, noises[int(rng.integers(len(noises)))], rng)
+                bed = int(rng.integers(len(noises)))
+                x, rate, facts = make_recording(clip, noises[bed], rng)
                 fmt = FORMATS[int(rng.integers(len(FORMATS)))]
                 path = save(x, rate, fmt, Path(tmp), f"{r}_{i}")
                 scores, verdict, _ = tab.recognise(str(path), model)
@@ -142,7 +137,7 @@ def main() -> dict:
                 kind = "command" if truth in WORDS else "other word" if truth == UNKNOWN else "noise"
                 right = answer == (truth if kind == "command" else UNKNOWN if kind == "other word" else SILENCE)
                 rows.append({"kind": kind, "truth": truth, "answer": answer, "right": bool(right), "format": fmt,
-                             "rate": rate, "scores": scores, **facts})
+                             "rate": rate, "clip": i if clip is not None else bed, "scores": scores, **facts})
                 path.unlink()
         answer_ms, handler_ms = [], []
         for k in range(31):  # 3-s recordings as WAV files: the first call warms up
@@ -162,17 +157,21 @@ def main() -> dict:
                "latency_ms": statistics.median(answer_ms[1:]), "tab_latency_ms": statistics.median(handler_ms[1:])}
     report(f"Recordings as users make them: {len(rows)} recordings ({args.renditions} of each of the {len(labels)} "
            f"{args.split}-split clips: {speakers} speakers and noise never trained on), through the tab's handler\n")
-    report("| recordings of | n | answered right | 95% interval | target |\n|---|---|---|---|---|")
+    report("| recordings of | n | answered right | 95% interval | target | source clips with a wrong answer |\n"
+           "|---|---|---|---|---|---|")
     for kind, target in (("command", "≥ 0.975"), ("other word", "≥ 0.95"), ("noise", "≥ 0.98")):
         chosen = [r for r in rows if r["kind"] == kind]
         k = sum(r["right"] for r in chosen)
         lo, hi = wilson_interval(k, len(chosen))
-        results[kind.replace(" ", "_")] = {"right": k, "n": len(chosen), "rate": k / len(chosen), "ci95": [lo, hi]}
+        sources, missed = {r["clip"] for r in chosen}, {r["clip"] for r in chosen if not r["right"]}
+        results[kind.replace(" ", "_")] = {"right": k, "n": len(chosen), "rate": k / len(chosen), "ci95": [lo, hi],
+                                           "clips": len(sources), "clips_wrong": len(missed)}
         report(f"| {kind if kind == 'noise' else kind + 's'} | {len(chosen)} | {k / len(chosen):.4f} | "
-               f"{lo:.4f}–{hi:.4f} | {target} |")
+               f"{lo:.4f}–{hi:.4f} | {target} | {len(missed)} of {len(sources)} |")
     if args.renditions > 1:
         report(f"\nThe interval treats the {args.renditions} recordings of one clip as independent: it is somewhat "
-               "narrower than one over clips would be.")
+               "narrower than one over clips would be (the last column: a clip that fails tends to fail in each of "
+               "its recordings; for noise, the clip is the noise recording looped under it).")
     report("\nCommands by condition (share answered right):\n")
     report("| condition | n | right |\n|---|---|---|")
     commands = [r for r in rows if r["kind"] == "command"]

@@ -193,12 +193,20 @@ def augment_speech(waves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def speech_power(x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> float:
+    """Mean power of a clip's speech: its 20 ms frames within 20 dB of the loudest (an SNR against this is the one a
+    listener hears; a mean over the whole clip counts the silence around the word too)."""
+    db = frame_dbfs(x, sampling_rate)
+    return float(np.mean(10 ** (db[db > db.max() - 20] / 10)))
+
+
 def augment_recording(waves: np.ndarray, noises: np.ndarray, rng: np.random.Generator,
                       is_noise: np.ndarray | None = None) -> np.ndarray:
     """Clips (N, clip) as a user's microphone gives them: speed ±15%, the word shifted up to ±200 ms in the window,
-    a real noise recording (`noises` (M, clip): the training split's own noise clips) 5–30 dB under the speech, a level
-    anywhere from -40 dBFS to full scale, and one clip in seven clipped. Rows marked `is_noise` are noise already and
-    only get the level changes."""
+    a real noise recording (`noises` (M, clip): the training split's own noise clips) 5–30 dB under the speech's own
+    frames (`speech_power`), then a microphone: one clip in four clipped hard (peak 0.3–0.9, then a gain of 2–10 at
+    full scale), the others at a level from -48 dBFS to full scale. Rows marked `is_noise` are noise already and only
+    get the microphone."""
     import torchaudio.functional as F
 
     out = np.empty_like(waves)
@@ -213,10 +221,12 @@ def augment_recording(waves: np.ndarray, noises: np.ndarray, rng: np.random.Gene
             if rng.random() < 0.3:  # a second, broadband source: a fan or a hum under the room noise
                 noise = noise + rng.standard_normal(clip).astype(np.float32) * noise.std()
             snr_db = rng.uniform(5, 30)
-            noise = noise * np.sqrt((np.mean(x ** 2) + 1e-8) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
+            noise = noise * np.sqrt(speech_power(x) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
             x = x + noise
-        x = x / (np.abs(x).max() + 1e-6) * 10 ** rng.uniform(-2.0, 0.0)
-        if rng.random() < 1 / 7:
-            x = np.clip(x * rng.uniform(2, 8), -1, 1)
+        x = x / (np.abs(x).max() + 1e-6)
+        if rng.random() < 1 / 4:  # a microphone driven past full scale: the loud part of the word flattened
+            x = np.clip(x * rng.uniform(0.3, 0.9) * rng.uniform(2, 10), -1, 1)
+        else:
+            x = x * 10 ** rng.uniform(-2.4, 0.0)
         out[i] = x
     return out

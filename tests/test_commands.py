@@ -76,6 +76,20 @@ def test_augment_recording_mixes_real_noise_and_leaves_noise_clips_noise():
     assert np.corrcoef(out[2], waves[2])[0, 1] > 0.99 or np.abs(out[2]).max() == 1  # scaled (or clipped), not mixed
 
 
+def test_augment_recording_sets_noise_under_the_words_frames_and_clips_a_quarter_hard():
+    rng = np.random.default_rng(0)
+    waves = np.stack([burst(seconds=1.0, at=0.4, length=0.2)] * 200)
+    noises = rng.normal(0, 0.05, (3, 16000)).astype(np.float32)
+    out = audio.augment_recording(waves, noises, np.random.default_rng(2))
+    clipped = (np.abs(out) >= 1.0).sum(axis=1) > 50  # flattened at full scale for many samples
+    assert 0.15 < clipped.mean() < 0.35
+    levels = 20 * np.log10(np.abs(out[~clipped]).max(axis=1))
+    assert levels.min() > -49 and levels.max() <= 0 and levels.min() < -40  # quiet microphones too
+    for x in out[~clipped]:  # 5–30 dB between the word's frames (a steady tone) and the noise alone (the first 80 ms)
+        over_noise = audio.frame_dbfs(x).max() - 10 * np.log10(np.mean(x[:1280].astype(np.float64) ** 2))
+        assert 4 < 10 * np.log10(10 ** (over_noise / 10) - 1) < 31.5
+
+
 def test_pool_means_over_the_clip_and_maxes_over_the_window():
     states = torch.arange(2 * 1 * 4 * 3, dtype=torch.float32).reshape(2, 1, 4, 3)  # (L + 1, B, T, d)
     features = pool(states, [1], clip_positions=2)

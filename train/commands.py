@@ -37,6 +37,8 @@ from dlhub.plots import plot_confusion_matrix, plot_history
 from dlhub.training import (append_epoch_log, classify_loader, keep_best, save_and_push,
                             save_checkpoint, start_or_resume)
 
+RECORDING_RECIPE = 2  # the version of audio.augment_recording: copies made by an older one are cached apart
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pad_s", type=float, default=0.4, help="silence after the clip, as Whisper expects padding "
                    "(0.4 s: as accurate as 1 s in speaker-grouped cross-validation, in less time)")
     p.add_argument("--augment_copies", type=int, default=4, help="augmented copies of each training clip")
-    p.add_argument("--recording_copies", type=int, default=3, help="copies of each training clip as a microphone gives "
+    p.add_argument("--recording_copies", type=int, default=6, help="copies of each training clip as a microphone gives "
                    "them: under real noise of the training split, quiet, loud or clipped (dlhub.audio.augment_recording)")
     p.add_argument("--cv_folds", type=int, default=5, help="speaker-grouped cross-validation over the training and "
                    "validation speakers, the estimate the card leads with (0: none)")
@@ -109,9 +111,10 @@ def main(args: argparse.Namespace) -> dict:
                 accelerator.is_main_process))
         for k in range(args.recording_copies if copies and is_noise.any() else 0):
             rng = np.random.default_rng([args.seed, 100 + k])
-            out.append(cached_features(model, audio.augment_recording(waves, waves[is_noise], rng, is_noise), cache / (
-                f"{fingerprint}_{split}_rec{args.seed}-{k}.safetensors"), f"encoding {split} recording {k + 1}",
-                accelerator.is_main_process))
+            name = f"{fingerprint}_{split}_rec{RECORDING_RECIPE}-{args.seed}-{k}.safetensors"
+            copy = audio.augment_recording(waves, waves[is_noise], rng, is_noise)
+            out.append(cached_features(model, copy, cache / name, f"encoding {split} recording {k + 1}",
+                                       accelerator.is_main_process))
         return out
 
     with accelerator.main_process_first():  # the main process encodes and caches; the others then read the cache
