@@ -200,13 +200,29 @@ def speech_power(x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> float:
     return float(np.mean(10 ** (db[db > db.max() - 20] / 10)))
 
 
+def room_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of a steady source that swells and fades (a fan, traffic, a tap), unit rms: white, pink-ish or
+    brown-ish noise under a slow random envelope (0.3–3 swells a second, 6–20 dB deep). The noise class then holds
+    loudness that moves without being speech: otherwise a swell of rumble, amplified by a microphone, reads as a word."""
+    noise = rng.standard_normal(n)
+    colour = rng.integers(3)
+    if colour:  # 1: pink-ish (a one-pole low-pass), 2: brown-ish (integrated, its slow drift removed)
+        noise = np.cumsum(noise) if colour == 2 else np.convolve(noise, 0.9 ** np.arange(40), mode="same")
+        noise -= np.convolve(noise, np.ones(800) / 800, mode="same")
+    t = np.arange(n) / SAMPLING_RATE
+    depth = 1 - 10 ** (-rng.uniform(6, 20) / 20)
+    envelope = 1 - depth * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.3, 3) * t + rng.uniform(0, 2 * np.pi)))
+    noise = noise * envelope
+    return (noise / (noise.std() + 1e-12)).astype(np.float32)
+
+
 def augment_recording(waves: np.ndarray, noises: np.ndarray, rng: np.random.Generator,
                       is_noise: np.ndarray | None = None) -> np.ndarray:
     """Clips (N, clip) as a user's microphone gives them: speed ±15%, the word shifted up to ±200 ms in the window,
     a real noise recording (`noises` (M, clip): the training split's own noise clips) 5–30 dB under the speech's own
     frames (`speech_power`), then a microphone: one clip in four clipped hard (peak 0.3–0.9, then a gain of 2–10 at
-    full scale), the others at a level from -48 dBFS to full scale. Rows marked `is_noise` are noise already and only
-    get the microphone."""
+    full scale), the others at a level from -48 dBFS to full scale. Rows marked `is_noise` are noise already: half of
+    them get a second source under them first (`room_noise`), then the microphone."""
     import torchaudio.functional as F
 
     out = np.empty_like(waves)
@@ -223,6 +239,8 @@ def augment_recording(waves: np.ndarray, noises: np.ndarray, rng: np.random.Gene
             snr_db = rng.uniform(5, 30)
             noise = noise * np.sqrt(speech_power(x) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
             x = x + noise
+        elif rng.random() < 0.5:
+            x = x + room_noise(clip, rng) * x.std() * 10 ** rng.uniform(-0.5, 1.0)
         x = x / (np.abs(x).max() + 1e-6)
         if rng.random() < 1 / 4:  # a microphone driven past full scale: the loud part of the word flattened
             x = np.clip(x * rng.uniform(0.3, 0.9) * rng.uniform(2, 10), -1, 1)

@@ -63,7 +63,7 @@ def test_a_quiet_microphone_is_still_speech_and_a_long_stretch_keeps_its_loudest
     assert loud[-1] - loud[0] > 4700 and abs((loud[0] + loud[-1]) / 2 - 8000) < 800  # the whole word, centred
 
 
-def test_augment_recording_mixes_real_noise_and_leaves_noise_clips_noise():
+def test_augment_recording_mixes_real_noise_under_the_words():
     rng = np.random.default_rng(0)
     waves = np.stack([burst(seconds=1.0, at=0.35), burst(seconds=1.0, at=0.35) * 0.5,
                       rng.normal(0, 0.1, 16000).astype(np.float32)])
@@ -73,7 +73,20 @@ def test_augment_recording_mixes_real_noise_and_leaves_noise_clips_noise():
     for speech in out[:2]:  # the noise now fills the silence around the word (5–30 dB under the clip's power)
         blocks = np.mean(speech.reshape(8, 2000) ** 2, axis=1)
         assert 2 < blocks.max() / blocks.min() < 10 ** 4
-    assert np.corrcoef(out[2], waves[2])[0, 1] > 0.99 or np.abs(out[2]).max() == 1  # scaled (or clipped), not mixed
+
+
+def test_augment_recording_puts_a_swelling_source_under_half_the_noise_clips():
+    rng = np.random.default_rng(0)
+    waves = rng.normal(0, 0.1, (200, 16000)).astype(np.float32)
+    out = audio.augment_recording(waves, waves[:2], np.random.default_rng(3), is_noise=np.ones(200, bool))
+    unclipped = (np.abs(out) >= 1.0).sum(axis=1) < 10
+    same = np.array([np.corrcoef(o, w)[0, 1] > 0.999 for o, w in zip(out, waves)])
+    assert 0.3 < same[unclipped].mean() < 0.7  # only the microphone's level for half; a second source under the rest
+    swell = [np.ptp(audio.frame_dbfs(o)) for o in out[unclipped & ~same]]
+    assert np.median(swell) > 6  # the second source rises and falls (white noise alone stays within a few dB)
+    for seed in range(5):
+        noise = audio.room_noise(16000, np.random.default_rng(seed))
+        assert noise.dtype == np.float32 and abs(noise.std() - 1) < 1e-3
 
 
 def test_augment_recording_sets_noise_under_the_words_frames_and_clips_a_quarter_hard():

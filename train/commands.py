@@ -37,7 +37,7 @@ from dlhub.plots import plot_confusion_matrix, plot_history
 from dlhub.training import (append_epoch_log, classify_loader, keep_best, save_and_push,
                             save_checkpoint, start_or_resume)
 
-RECORDING_RECIPE = 2  # the version of audio.augment_recording: copies made by an older one are cached apart
+RECORDING_RECIPE = 3  # the version of audio.augment_recording: copies made by an older one are cached apart
 
 
 def parse_args(argv=None) -> argparse.Namespace:
