@@ -203,7 +203,8 @@ def speech_power(x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> float:
 def room_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """n samples of a steady source that swells and fades (a fan, traffic, a tap), unit rms: white, pink-ish or
     brown-ish noise under a slow random envelope (0.3–3 swells a second, 6–20 dB deep). The noise class then holds
-    loudness that moves without being speech: otherwise a swell of rumble, amplified by a microphone, reads as a word."""
+    loudness that moves without being speech: otherwise a swell of rumble, turned up by a microphone, reads as a
+    word."""
     noise = rng.standard_normal(n)
     colour = rng.integers(3)
     if colour:  # 1: pink-ish (a one-pole low-pass), 2: brown-ish (integrated, its slow drift removed)
