@@ -16,6 +16,7 @@ on the clean clips of the held-out speakers; noise clips (no speaker) are groupe
 from __future__ import annotations
 
 import argparse
+import functools
 
 import numpy as np
 import torch
@@ -36,7 +37,8 @@ def split_features(model: CommandClassifier, data, split: str, copies: int, seed
     out = [cached_features(model, waves, cache / f"{data[split]._fingerprint}_{split}.safetensors",
                            f"encoding {split}")]
     for k in range(copies):
-        out.append(cached_features(model, audio.augment_speech(waves, np.random.default_rng([seed, k])), cache / (
+        make_copy = functools.partial(audio.augment_speech, waves, np.random.default_rng([seed, k]))
+        out.append(cached_features(model, make_copy, cache / (
             f"{data[split]._fingerprint}_train_aug{seed}-{k}.safetensors"), f"encoding copy {k + 1}"))
     return out
 

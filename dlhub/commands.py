@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -293,16 +294,18 @@ def feature_cache(cache_dir, encoder: str, clip_s: float, pad_s: float, layers) 
     return Path(cache_dir) / f"{encoder.replace('/', '--')}_clip{clip_s}_pad{pad_s}_layers{layers}"
 
 
-def cached_features(model: CommandClassifier, waves: np.ndarray, cache_file, desc: str = "encoding",
-                    show: bool = True) -> torch.Tensor:
-    """Pooled encoder features (N, n_features) of 16 kHz clips (N, window), computed once and cached."""
+def cached_features(model: CommandClassifier, waves: np.ndarray | Callable[[], np.ndarray], cache_file,
+                    desc: str = "encoding", show: bool = True) -> torch.Tensor:
+    """Pooled encoder features (N, n_features) of 16 kHz clips (N, window), computed once and cached. `waves` may be
+    a function that makes the clips (an augmented copy): it is called only when the file is not cached yet."""
     from tqdm.auto import tqdm
 
     from dlhub.cache import cached_tensors
 
     def compute() -> dict:
-        features = [model.features(torch.from_numpy(waves[i:i + 64]))
-                    for i in tqdm(range(0, len(waves), 64), desc=desc, disable=not show, leave=False)]
+        clips = waves() if callable(waves) else waves
+        features = [model.features(torch.from_numpy(clips[i:i + 64]))
+                    for i in tqdm(range(0, len(clips), 64), desc=desc, disable=not show, leave=False)]
         return {"features": torch.cat(features).cpu()}
 
     return cached_tensors(cache_file, compute)["features"]

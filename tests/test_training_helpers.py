@@ -43,3 +43,22 @@ def test_cached_tensors_compute_once(tmp_path):
     first, second = cached_tensors(path, compute), cached_tensors(path, compute)
     assert len(calls) == 1 and torch.equal(first["x"], second["x"]) and not list(path.parent.glob("*.tmp"))
     assert len(cached_tensors(None, compute)) == 1 and len(calls) == 2  # no path: computed, nothing kept
+
+
+def test_cached_features_makes_an_augmented_copy_only_when_it_is_not_cached(tmp_path):
+    from types import SimpleNamespace
+
+    from dlhub.commands import cached_features
+
+    model = SimpleNamespace(features=lambda x: x.mean(dim=1, keepdim=True))  # (N, window) → (N, 1)
+    made = []
+
+    def make_copy():
+        made.append(1)
+        return np.ones((3, 8), np.float32)
+
+    path = tmp_path / "copy.safetensors"
+    first = cached_features(model, make_copy, path, show=False)
+    second = cached_features(model, make_copy, path, show=False)
+    assert len(made) == 1 and first.shape == (3, 1) and torch.equal(first, second)
+    assert torch.equal(cached_features(model, np.zeros((2, 8), np.float32), None, show=False), torch.zeros(2, 1))

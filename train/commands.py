@@ -13,6 +13,7 @@ or a Hub dataset id. Features of the frozen encoder are computed once per clip (
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -106,14 +107,14 @@ def main(args: argparse.Namespace) -> dict:
         is_noise = np.array(data[split]["label"]) == silence
         for k in range(args.augment_copies if copies else 0):
             rng = np.random.default_rng([args.seed, k])
-            out.append(cached_features(model, audio.augment_speech(waves, rng), cache / (
+            out.append(cached_features(model, functools.partial(audio.augment_speech, waves, rng), cache / (
                 f"{fingerprint}_{split}_aug{args.seed}-{k}.safetensors"), f"encoding {split} copy {k + 1}",
                 accelerator.is_main_process))
         for k in range(args.recording_copies if copies and is_noise.any() else 0):
             rng = np.random.default_rng([args.seed, 100 + k])
             name = f"{fingerprint}_{split}_rec{RECORDING_RECIPE}-{args.seed}-{k}.safetensors"
-            copy = audio.augment_recording(waves, waves[is_noise], rng, is_noise)
-            out.append(cached_features(model, copy, cache / name, f"encoding {split} recording {k + 1}",
+            make_copy = functools.partial(audio.augment_recording, waves, waves[is_noise], rng, is_noise)
+            out.append(cached_features(model, make_copy, cache / name, f"encoding {split} recording {k + 1}",
                                        accelerator.is_main_process))
         return out
 
