@@ -4,8 +4,9 @@ padding, and the bundled model's accuracy on the validation speakers, clean and 
     python benchmarks/commands.py                       # prints a Markdown table
     python benchmarks/commands.py --json results.json   # and writes the numbers
 
-Latency: `model.predict([samples], 16000)` end to end (speech detection, Whisper log-mel, encoder, pooling, head), with
-the encoder in ONNX Runtime as the Space runs it, and again in PyTorch.
+Latency: `model.predict([samples], 16000)` end to end (speech detection, Whisper log-mel, encoder, pooling, head, for
+each of the windows the model hears: see `shift_test_s`), with the encoder in ONNX Runtime as the Space runs it, and
+again in PyTorch.
 The reference runs the same encoder the way Whisper is usually called: `WhisperFeatureExtractor` padding to 30 s and
 the full 1500-position encoder. Accuracy needs ../shared/data/speech_commands (validation speakers only: the test
 speakers stay for the training script's single final evaluation).
@@ -101,7 +102,8 @@ def main() -> dict:
     report("| pipeline | latency, one clip (ms, median / p95) | throughput (clips/s, batch 32) |")
     report("|---|---|---|")
     window = (f"the word's {model.clip_s:g} s" + (f" + {model.pad_s:g} s of silence" if model.pad_s else "")
-              + f", {results['positions']} encoder positions")
+              + f", {results['positions']} encoder positions"
+              + (f", heard 3 times (moved ±{model.shift_test_s * 1000:.0f} ms)" if len(model.shifts) > 1 else ""))
     runtime = "ONNX Runtime" if results["onnx"] else "PyTorch"
     report(f"| {window}, in {runtime} | {results['latency_ms']:.1f} / {results['latency_p95_ms']:.1f} | "
            f"{results['clips_per_s']:.0f} |")

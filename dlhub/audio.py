@@ -168,6 +168,14 @@ def decode_clips(split, clip: int) -> np.ndarray:
     return waves
 
 
+def shift(waves: np.ndarray, samples: int) -> np.ndarray:
+    """Clips (N, clip) moved `samples` earlier (later where negative) within their own length, zero-filled: what a
+    window placed `samples` later on the recording would hold, with silence beyond the clip."""
+    clip = waves.shape[1]
+    padded = np.pad(waves, ((0, 0), (clip, clip)))
+    return np.ascontiguousarray(padded[:, clip + samples: 2 * clip + samples])
+
+
 def augment_speech(waves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The training augmentation of clips (N, clip): speed ±15% (pitch moves with it, like a faster or slower
     talker), shift ±100 ms, gain, white or brown noise at 5–40 dB SNR."""

@@ -228,8 +228,9 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
     assert metrics["test_silence_clips"] == 1 and 0 <= metrics["test_silence_rejected"] <= 1
     written = {p.name for p in out.iterdir()}
     assert {"training_curves.png", "confusion_matrix.png", "README.md", "config.json"} <= written
-    # train and validation: clean, one augment_speech and one augment_recording copy each; test: clean
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 7
+    # train and validation: clean, one augment_speech and one augment_recording copy each; test: clean; and each
+    # split's clean clips 40 ms earlier and later (what the model hears too when predicting: --shift_test_s)
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 7 + 3 * 2
     cv = metrics["cross_validation"]  # speaker-grouped, over the training and validation speakers
     assert cv["folds"] == 2 and cv["clips"] == metrics["train_clips"] + metrics["val_clips"]
     assert cv["command_clips"] == 10 * cv["speakers"] and 0 <= cv["command_correct"] <= cv["command_clips"]
@@ -270,6 +271,24 @@ def test_an_unreachable_encoder_names_the_offline_one():
 def test_classifier_shapes():
     model = CommandClassifier(layers=(2, 6), hidden=16)
     assert model(torch.zeros(3, 2 * 2 * 512)).shape == (3, 12) and model.labels == LABELS
+
+
+def test_shift_test_averages_the_window_heard_earlier_and_later():
+    x = np.arange(1, 6, dtype=np.float32)[None]
+    assert audio.shift(x, 2).tolist() == [[3, 4, 5, 0, 0]] and audio.shift(x, -2).tolist() == [[0, 0, 1, 2, 3]]
+    torch.manual_seed(0)
+    model = CommandClassifier(clip_s=0.4, pad_s=0.2, layers=(2,), hidden=16, shift_test_s=0.02).eval()
+    assert model.shifts == [0, -320, 320] and CommandClassifier().shifts == [0]  # off unless asked for
+    clips = np.stack([burst(0.4, at=0.1), burst(0.4, at=0.25, length=0.1)])
+    probs = model.probabilities(clips)
+    model.shift_test_s = 0.0
+    views = [model.probabilities(audio.shift(clips, n)) for n in (0, -320, 320)]
+    assert probs.shape == (2, 12) and np.allclose(probs, np.mean(views, 0), atol=1e-5)
+    assert not np.allclose(views[0], views[2], atol=1e-4)  # the shifted window is heard, not the same one thrice
+    features = torch.randn(2, 3, 2 * 512)  # features of three views: the log of their mean probability
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(model(features[:, v]), 1) for v in range(3)]).mean(0)
+        assert torch.allclose(torch.softmax(model(features), 1), mean, atol=1e-6)
 
 
 def test_onnx_runtime_and_pytorch_give_the_same_features(monkeypatch, tmp_path):

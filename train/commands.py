@@ -64,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label_smoothing", type=float, default=0.1)
     p.add_argument("--rejection_bias", type=float, default=0.5,
                    help="added to the unknown and silence logits when predicting (benchmarks/commands_rejection.py)")
+    p.add_argument("--shift_test_s", type=float, default=0.04,
+                   help="when predicting, also hear the word's window this much earlier and later and average the "
+                   "three answers (0: one window); validation, test and cross-validation are scored the same way")
     add_run_arguments(p)
     args = p.parse_args(argv)
     check_run_arguments(args)
@@ -88,7 +91,7 @@ def main(args: argparse.Namespace) -> dict:
     def new_model() -> CommandClassifier:  # the model, and each cross-validation fold's
         return CommandClassifier(encoder=args.encoder, clip_s=args.clip_s, pad_s=args.pad_s, layers=args.layers,
                                  hidden=args.hidden, dropout=args.dropout, labels=words,
-                                 rejection_bias=args.rejection_bias)
+                                 rejection_bias=args.rejection_bias, shift_test_s=args.shift_test_s)
 
     model = new_model()
     if max(args.layers) > model.encoder.num_layers:
@@ -118,11 +121,26 @@ def main(args: argparse.Namespace) -> dict:
                                        accelerator.is_main_process))
         return out
 
+    def shifted_copies(split: str) -> list[torch.Tensor]:
+        """Features of the split's clean clips moved as the model moves a window when predicting (model.shifts)."""
+        def make_copy(n: int) -> np.ndarray:  # decoded only when not cached yet
+            return audio.shift(audio.decode_clips(data[split], model.window), n)
+
+        fingerprint = data[split]._fingerprint
+        return [cached_features(model, functools.partial(make_copy, n), cache / (
+            f"{fingerprint}_{split}_shift{n}.safetensors"), f"encoding {split} shifted {n}", accelerator.is_main_process)
+            for n in model.shifts[1:]]
+
+    def with_views(clean: torch.Tensor, shifted: list[torch.Tensor]) -> torch.Tensor:  # (N, views, F) or (N, F)
+        return torch.stack([clean, *shifted], 1) if shifted else clean
+
     with accelerator.main_process_first():  # the main process encodes and caches; the others then read the cache
         train_copies = encoded_copies("train", copies=True)
         validation_copies = encoded_copies("validation", copies=args.cv_folds > 0)
-        features = {"train": torch.cat(train_copies), "validation": validation_copies[0],
-                    "test": encoded_copies("test", copies=False)[0]}
+        shifted = {split: shifted_copies(split) for split in ("train", "validation", "test")}
+        features = {"train": torch.cat(train_copies),
+                    "validation": with_views(validation_copies[0], shifted["validation"]),
+                    "test": with_views(encoded_copies("test", copies=False)[0], shifted["test"])}
     labels = {split: torch.tensor(data[split]["label"]) for split in features}
     labels["train"] = labels["train"].repeat(len(train_copies))
     model.feature_mean.copy_(features["train"].mean(0))
@@ -196,7 +214,8 @@ def main(args: argparse.Namespace) -> dict:
             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, folds=args.cv_folds,
             seed=args.seed, process=accelerator.process_index, processes=accelerator.num_processes,
             combine=lambda p: accelerator.reduce(torch.from_numpy(p).to(accelerator.device), "sum").cpu().numpy(),
-            show=accelerator.is_main_process)
+            show=accelerator.is_main_process,
+            shifted=[torch.cat(pair) for pair in zip(shifted["train"], shifted["validation"])])
     val_metrics, _ = commands_test(model, val_loader, accelerator, split="val")
     metrics = {**test_metrics, "test_speakers": len(set(data["test"]["speaker"]) - {""}),
                **{k: v for k, v in val_metrics.items() if k not in ("val_accuracy", "per_word_accuracy")},
