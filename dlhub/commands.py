@@ -196,7 +196,7 @@ class CommandClassifier(HubModel):
         of the views' mean probability (B, n_labels), which a softmax turns back into that mean."""
         logits = self.head((features - self.feature_mean) / self.feature_std)
         logits = logits if self.training else logits + self.rejection_bias * self.not_command
-        return logits if features.dim() == 2 else torch.log_softmax(logits, -1).exp().mean(1).log()
+        return logits if features.dim() == 2 else torch.softmax(logits, -1).mean(1).log()
 
     @property
     def shifts(self) -> list[int]:

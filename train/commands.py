@@ -101,35 +101,34 @@ def main(args: argparse.Namespace) -> dict:
     cache = feature_cache(args.cache_dir, args.encoder, args.clip_s, args.pad_s, args.layers)
     silence = words.index("silence") if "silence" in words else -1
 
+    @functools.cache
+    def clips_of(split: str) -> np.ndarray:  # decoded once, and only when some copy of the split is not cached yet
+        return audio.decode_clips(data[split], model.window)
+
+    def encoded(split: str, name: str, make_clips, desc: str) -> torch.Tensor:
+        return cached_features(model, make_clips, cache / f"{data[split]._fingerprint}_{split}{name}.safetensors",
+                               f"encoding {split}{desc}", accelerator.is_main_process)
+
     def encoded_copies(split: str, copies: bool) -> list[torch.Tensor]:
         """The split's clean features, then (with `copies`) its augmented copies: augment_speech, then
         augment_recording under the split's own noise clips (no noise is shared between splits)."""
-        waves, fingerprint = audio.decode_clips(data[split], model.window), data[split]._fingerprint
-        out = [cached_features(model, waves, cache / f"{fingerprint}_{split}.safetensors", f"encoding {split}",
-                               accelerator.is_main_process)]
+        out = [encoded(split, "", functools.partial(clips_of, split), "")]
         is_noise = np.array(data[split]["label"]) == silence
         for k in range(args.augment_copies if copies else 0):
             rng = np.random.default_rng([args.seed, k])
-            out.append(cached_features(model, functools.partial(audio.augment_speech, waves, rng), cache / (
-                f"{fingerprint}_{split}_aug{args.seed}-{k}.safetensors"), f"encoding {split} copy {k + 1}",
-                accelerator.is_main_process))
+            make_copy = lambda rng=rng: audio.augment_speech(clips_of(split), rng)
+            out.append(encoded(split, f"_aug{args.seed}-{k}", make_copy, f" copy {k + 1}"))
         for k in range(args.recording_copies if copies and is_noise.any() else 0):
             rng = np.random.default_rng([args.seed, 100 + k])
-            name = f"{fingerprint}_{split}_rec{RECORDING_RECIPE}-{args.seed}-{k}.safetensors"
-            make_copy = functools.partial(audio.augment_recording, waves, waves[is_noise], rng, is_noise)
-            out.append(cached_features(model, make_copy, cache / name, f"encoding {split} recording {k + 1}",
-                                       accelerator.is_main_process))
+            make_copy = lambda rng=rng: audio.augment_recording(
+                clips_of(split), clips_of(split)[is_noise], rng, is_noise)
+            out.append(encoded(split, f"_rec{RECORDING_RECIPE}-{args.seed}-{k}", make_copy, f" recording {k + 1}"))
         return out
 
     def shifted_copies(split: str) -> list[torch.Tensor]:
         """Features of the split's clean clips moved as the model moves a window when predicting (model.shifts)."""
-        def make_copy(n: int) -> np.ndarray:  # decoded only when not cached yet
-            return audio.shift(audio.decode_clips(data[split], model.window), n)
-
-        fingerprint = data[split]._fingerprint
-        return [cached_features(model, functools.partial(make_copy, n), cache / (
-            f"{fingerprint}_{split}_shift{n}.safetensors"), f"encoding {split} shifted {n}", accelerator.is_main_process)
-            for n in model.shifts[1:]]
+        return [encoded(split, f"_shift{n}", lambda n=n: audio.shift(clips_of(split), n), f" shifted {n}")
+                for n in model.shifts[1:]]
 
     def with_views(clean: torch.Tensor, shifted: list[torch.Tensor]) -> torch.Tensor:  # (N, views, F) or (N, F)
         return torch.stack([clean, *shifted], 1) if shifted else clean
@@ -141,6 +140,7 @@ def main(args: argparse.Namespace) -> dict:
         features = {"train": torch.cat(train_copies),
                     "validation": with_views(validation_copies[0], shifted["validation"]),
                     "test": with_views(encoded_copies("test", copies=False)[0], shifted["test"])}
+    clips_of.cache_clear()  # the features are all there is to train on from here
     labels = {split: torch.tensor(data[split]["label"]) for split in features}
     labels["train"] = labels["train"].repeat(len(train_copies))
     model.feature_mean.copy_(features["train"].mean(0))
