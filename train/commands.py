@@ -70,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_run_arguments(p)
     args = p.parse_args(argv)
     check_run_arguments(args)
+    if not 0 <= args.shift_test_s < args.clip_s / 2:
+        raise DataError(f"--shift_test_s {args.shift_test_s:g}: give 0 (one window) or more, under half the clip "
+                        f"({args.clip_s / 2:g} s); the default is 0.04")
     if not Path(args.dataset).exists() and not is_hub_id(args.dataset):
         raise DataError(f"no dataset at {args.dataset}: pass --dataset ../shared/data/speech_commands (or a Kaggle "
                         "folder, a folder written by datasets_scripts/speech_commands.py, a Hub dataset id)")
