@@ -12,6 +12,8 @@ on, never used to choose an epoch) and the held-out test noise (`_silence_` cuts
 - a normal (peak 0.3–0.9 of full scale), a quiet (peak −45…−30 dBFS) or a clipped microphone (the normal one with a
   gain of 3–10×, clipped at full scale);
 - saved as WAV, WebM/Opus (a browser's recording) or MP3 (a phone's) by ffmpeg, then read back by the tab's decoder.
+(`dlhub.audio.user_recording` and `save_recording`: train/commands.py makes its cross-validation's recordings the
+same way.)
 Noise-only recordings are the same without the word. Every recording goes through `dlhub.space.commands.recognise`,
 the tab's handler: a command is right when the answer is "Heard: **word**" ("Not sure: perhaps …" counts as wrong),
 another word when it is "Not a command word", noise when it is "No command heard".
@@ -28,7 +30,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -42,46 +43,7 @@ from dlhub.data.speech_commands import LABELS, SILENCE, UNKNOWN, WORDS, load_spe
 from dlhub.metrics.intervals import wilson_interval
 
 ROOT = Path(__file__).resolve().parent.parent
-FORMATS = ("wav", "webm", "mp3")
-LEVELS = ("normal", "quiet", "clipped")
-
-
-def make_recording(clip: np.ndarray | None, noise: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
-    """A recording at 44.1 or 48 kHz holding `clip` (16 kHz, or None for noise alone) and looped `noise`."""
-    seconds, rate = rng.uniform(2.0, 5.0), int(rng.choice([44_100, 48_000]))
-    n = int(seconds * audio.SAMPLING_RATE)
-    x = np.zeros(n, np.float32)
-    snr = rng.uniform(10, 30)
-    bed = np.tile(noise, n // len(noise) + 1)[:n]
-    bed = np.roll(bed, int(rng.integers(len(noise))))
-    if clip is not None:
-        start = int(rng.integers(0, n - len(clip) + 1))
-        x[start:start + len(clip)] = clip / (np.abs(clip).max() + 1e-6) * 0.5
-        speech = audio.speech_power(x[start:start + len(clip)])
-        bed = bed * np.sqrt(speech / (np.mean(bed ** 2) + 1e-12) / 10 ** (snr / 10))
-    else:
-        bed = bed / (np.abs(bed).max() + 1e-6) * rng.uniform(0.05, 0.5)
-    x = audio.resample((x + bed).astype(np.float32), audio.SAMPLING_RATE, rate)  # the sound at the microphone's rate
-    x = x / (np.abs(x).max() + 1e-6) * rng.uniform(0.3, 0.9)  # a microphone's gain: the loudest sample under full scale
-    level = LEVELS[int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
-    if level == "quiet":
-        x = x / (np.abs(x).max() + 1e-6) * 10 ** (rng.uniform(-45, -30) / 20)
-    elif level == "clipped":
-        x = np.clip(x * rng.uniform(3, 10), -1, 1)
-    return x, rate, {"seconds": seconds, "snr_db": snr if clip is not None else None, "level": level}
-
-
-def save(x: np.ndarray, rate: int, fmt: str, folder: Path, name: str) -> Path:
-    """The recording as a file of `fmt`, written the way a browser (WebM/Opus) or a phone (MP3) would send it."""
-    wav = folder / f"{name}.wav"
-    audio.write_wav(wav, x, rate)
-    if fmt == "wav":
-        return wav
-    out = folder / f"{name}.{fmt}"
-    codec = ["-c:a", "libopus", "-b:a", "48k"] if fmt == "webm" else ["-c:a", "libmp3lame", "-b:a", "96k"]
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), *codec, str(out)], check=True)
-    wav.unlink()
-    return out
+FORMATS, LEVELS = audio.RECORDING_FORMATS, audio.MICROPHONE_LEVELS
 
 
 def answer_of(verdict: str) -> str:
@@ -128,9 +90,9 @@ def main() -> dict:
             for i, label in enumerate(labels):
                 clip = None if label == LABELS.index(SILENCE) else clips[i]
                 bed = int(rng.integers(len(noises)))
-                x, rate, facts = make_recording(clip, noises[bed], rng)
+                x, rate, facts = audio.user_recording(clip, noises[bed], rng)
                 fmt = FORMATS[int(rng.integers(len(FORMATS)))]
-                path = save(x, rate, fmt, Path(tmp), f"{r}_{i}")
+                path = audio.save_recording(x, rate, fmt, Path(tmp), f"{r}_{i}")
                 scores, verdict, _ = tab.recognise(str(path), model)
                 answer = answer_of(verdict)
                 truth = LABELS[label]
@@ -142,9 +104,9 @@ def main() -> dict:
         answer_ms, handler_ms = [], []
         for k in range(31):  # 3-s recordings as WAV files: the first call warms up
             i = int(rng.choice(np.flatnonzero(np.isin(labels, [LABELS.index(w) for w in WORDS]))))
-            x, rate, _ = make_recording(clips[i], noises[k % len(noises)], rng)
+            x, rate, _ = audio.user_recording(clips[i], noises[k % len(noises)], rng)
             x = x[:3 * rate] if len(x) >= 3 * rate else np.pad(x, (0, 3 * rate - len(x)))
-            path = str(save(x, rate, "wav", Path(tmp), f"latency_{k}"))
+            path = str(audio.save_recording(x, rate, "wav", Path(tmp), f"latency_{k}"))
             start = time.perf_counter()  # the answer: decode, resample, find the speech, classify each stretch
             samples, file_rate, _ = audio.load_audio_file(path, tab.MAX_SECONDS)
             classifier.classify_segments(samples, file_rate)

@@ -95,6 +95,12 @@ def find_speech(x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> list[tuple
     return [(s, e) for s, e in merged if e - s >= MIN_SPEECH_S]
 
 
+def stretch_loudness(x: np.ndarray, stretches, sampling_rate: int = SAMPLING_RATE) -> list[float]:
+    """The loudest 20 ms frame (dBFS) of each stretch (start s, end s) of `x`."""
+    db = frame_dbfs(x, sampling_rate)
+    return [float(db[int(s / FRAME_S):int(e / FRAME_S) + 1].max()) for s, e in stretches]
+
+
 def window_start(x: np.ndarray, start_s: float, end_s: float, length: int,
                  sampling_rate: int = SAMPLING_RATE) -> int:
     """Where `window` starts (a sample index, 0 or more): `length` samples centred on
@@ -156,6 +162,56 @@ def write_wav(path, x: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> None:
         out.setsampwidth(2)
         out.setframerate(sampling_rate)
         out.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+RECORDING_FORMATS = ("wav", "webm", "mp3")
+MICROPHONE_LEVELS = ("normal", "quiet", "clipped")
+
+
+def user_recording(clip: np.ndarray | None, noise: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
+    """A recording as a user makes one, at 44.1 or 48 kHz: 2–5 s holding the 16 kHz `clip` at a random place (None:
+    the noise alone) over `noise` looped, 10–30 dB under the speech's own frames; then a microphone's gain (the
+    loudest sample at 0.3–0.9 of full scale), and one recording in five quiet (peak −45…−30 dBFS), one in five clipped
+    (a gain of 3–10, clipped at full scale). → (samples, rate, {"seconds", "snr_db", "level"})."""
+    seconds, rate = rng.uniform(2.0, 5.0), int(rng.choice([44_100, 48_000]))
+    n = int(seconds * SAMPLING_RATE)
+    x = np.zeros(n, np.float32)
+    snr = rng.uniform(10, 30)
+    bed = np.tile(noise, n // len(noise) + 1)[:n]
+    bed = np.roll(bed, int(rng.integers(len(noise))))
+    if clip is not None:
+        start = int(rng.integers(0, n - len(clip) + 1))
+        x[start:start + len(clip)] = clip / (np.abs(clip).max() + 1e-6) * 0.5
+        speech = speech_power(x[start:start + len(clip)])
+        bed = bed * np.sqrt(speech / (np.mean(bed ** 2) + 1e-12) / 10 ** (snr / 10))
+    else:
+        bed = bed / (np.abs(bed).max() + 1e-6) * rng.uniform(0.05, 0.5)
+    x = resample((x + bed).astype(np.float32), SAMPLING_RATE, rate)  # the sound at the microphone's rate
+    x = x / (np.abs(x).max() + 1e-6) * rng.uniform(0.3, 0.9)  # a microphone's gain: the loudest sample under full scale
+    level = MICROPHONE_LEVELS[int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
+    if level == "quiet":
+        x = x / (np.abs(x).max() + 1e-6) * 10 ** (rng.uniform(-45, -30) / 20)
+    elif level == "clipped":
+        x = np.clip(x * rng.uniform(3, 10), -1, 1)
+    return x, rate, {"seconds": seconds, "snr_db": snr if clip is not None else None, "level": level}
+
+
+def save_recording(x: np.ndarray, rate: int, fmt: str, folder, name: str):
+    """The recording as a file of `fmt` (RECORDING_FORMATS), written the way a browser (WebM/Opus) or a phone (MP3)
+    sends it (ffmpeg) → its path."""
+    import subprocess
+    from pathlib import Path
+
+    wav = Path(folder) / f"{name}.wav"
+    write_wav(wav, x, rate)
+    if fmt == "wav":
+        return wav
+    out = Path(folder) / f"{name}.{fmt}"
+    codec = ["-c:a", "libopus", "-b:a", "48k"] if fmt == "webm" else ["-c:a", "libmp3lame", "-b:a", "96k"]
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), *codec, str(out)], check=True)
+    wav.unlink()
+    return out
 
 
 def decode_clips(split, clip: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from torch import nn
 
 from dlhub import audio, onnx
 from dlhub.cache import CACHE_DIR
-from dlhub.data.speech_commands import LABELS, WORDS
+from dlhub.data.speech_commands import LABELS, SILENCE, UNKNOWN, WORDS
 from dlhub.errors import DataError, ModelNotFoundError
 from dlhub.modeling import HubModel
 
@@ -33,6 +33,9 @@ WHISPER_BASE = "openai/whisper-base"
 ENCODERS = (WHISPER_BASE, "facebook/wav2vec2-base-960h", "facebook/hubert-base-ls960")
 N_FFT, HOP = 400, 160  # Whisper's short-time Fourier transform: 25 ms windows every 10 ms
 SAMPLES_PER_STATE = 320  # 20 ms: Whisper (160 samples per mel frame, 2 per position) and wav2vec2 alike
+SURE = 0.3  # below this top probability the answer says it is unsure: on the validation speakers' recordings
+# (benchmarks/commands_recordings.py --split validation) a command answered with p < 0.3 was right half the time, with
+# 0.3 ≤ p < 0.4 63 times in 100 (hedging there cost more right answers than it flagged wrong ones), with p ≥ 0.7 98.5
 
 
 class SpeechEncoder(nn.Module):
@@ -268,9 +271,8 @@ class CommandClassifier(HubModel):
         segments = audio.find_speech(x)
         if not segments:
             return audio.window(x, 0, len(x) / audio.SAMPLING_RATE, self.window)
-        db = audio.frame_dbfs(x)
-        loudest = max(segments, key=lambda s: db[int(s[0] / audio.FRAME_S):int(s[1] / audio.FRAME_S) + 1].max())
-        return audio.window(x, *loudest, self.window)
+        loudness = audio.stretch_loudness(x, segments)
+        return audio.window(x, *segments[int(np.argmax(loudness))], self.window)
 
     @torch.no_grad()
     def predict(self, waves: list, sampling_rate: int, top_k: int | None = None) -> list[dict[str, float]]:
@@ -283,24 +285,30 @@ class CommandClassifier(HubModel):
         probs = self.probabilities(np.stack(windows))
         return [_ranked(p, self.labels, top_k) for p in probs]
 
-    @torch.no_grad()
-    def classify_segments(self, samples, sampling_rate: int, top_k: int | None = 3) -> list[dict]:
-        """Every stretch of speech in a recording of any length, whatever it was classified as (a command word,
-        unknown or silence): [{"start", "end" (s), "scores": {label: p}, most likely first}].
+    def stretches(self, x: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray]:
+        """A 16 kHz recording → its stretches of sound [(start s, end s)] and their word windows (S, clip): what
+        `classify_segments` classifies.
 
         Where the energy detector finds no stretch but the recording is not near-silent (a word under steady room noise
-        or through a clipping microphone rises too little above the noise floor), the model itself listens to the
-        recording's loudest window and may well answer `silence`: on the validation speakers' recordings
+        or through a clipping microphone rises too little above the noise floor), the recording's loudest window is the
+        one stretch, and the model may well answer `silence` for it: on the validation speakers' recordings
         (benchmarks/commands_recordings.py --split validation) this heard 28 of the 33 commands the detector missed,
-        and answered all 85 noise-only recordings it missed `silence`. A near-silent recording gets no detection at all."""
-        x = audio.prepare(samples, sampling_rate)
+        and answered all 85 noise-only recordings it missed `silence`. A near-silent recording has no stretch at all."""
         segments = audio.find_speech(x)
         if not segments:
             if not len(x) or audio.frame_dbfs(x).max() <= audio.MIN_SPEECH_DBFS:
-                return []
+                return [], np.zeros((0, self.window), np.float32)
             begin = audio.window_start(x, 0.0, len(x) / audio.SAMPLING_RATE, self.window)
             segments = [(begin / audio.SAMPLING_RATE, min(begin + self.window, len(x)) / audio.SAMPLING_RATE)]
-        windows = np.stack([audio.window(x, s, e, self.window) for s, e in segments])
+        return segments, np.stack([audio.window(x, s, e, self.window) for s, e in segments])
+
+    @torch.no_grad()
+    def classify_segments(self, samples, sampling_rate: int, top_k: int | None = 3) -> list[dict]:
+        """Every stretch of sound in a recording of any length (`stretches`), whatever it was classified as (a command
+        word, unknown or silence): [{"start", "end" (s), "scores": {label: p}, most likely first}]."""
+        segments, windows = self.stretches(audio.prepare(samples, sampling_rate))
+        if not segments:
+            return []
         probs = self.probabilities(windows)
         return [{"start": s, "end": e, "scores": _ranked(p, self.labels, top_k)} for (s, e), p in zip(segments, probs)]
 
@@ -308,6 +316,19 @@ class CommandClassifier(HubModel):
         """The command words spoken in a recording of any length: the stretches of speech whose most likely label is
         one of the ten words (other words and noise left out): [{"start", "end" (s), "scores": {label: p}}]."""
         return [d for d in self.classify_segments(samples, sampling_rate, top_k) if next(iter(d["scores"])) in WORDS]
+
+
+def answer(detections: list[dict], loudness: list[float]) -> tuple[int | None, str]:
+    """What the voice tab answers for a recording, from its stretches of sound (`classify_segments`) and their
+    loudness (`audio.stretch_loudness`): (the stretch answered for, the answer: a command word, "unsure:<word>" when
+    its probability is under SURE, `unknown` for another word, `silence`); (None, `silence`) when nothing was heard.
+    A command wins over other sounds; among equals, the loudest."""
+    if not detections:
+        return None, SILENCE
+    commands = [i for i, d in enumerate(detections) if next(iter(d["scores"])) in WORDS]
+    chosen = max(commands or range(len(detections)), key=lambda i: loudness[i])
+    word, p = next(iter(detections[chosen]["scores"].items()))
+    return chosen, word if word not in WORDS or p >= SURE else f"unsure:{word}"
 
 
 def feature_cache(cache_dir, encoder: str, clip_s: float, pad_s: float, layers) -> Path:
@@ -358,26 +379,29 @@ def keyword_spotting_report(probs: np.ndarray, labels: np.ndarray, names: list[s
 def cross_validate(copies: list[torch.Tensor], labels: np.ndarray, groups: np.ndarray, make_model, *, epochs: int,
                    batch_size: int, lr: float, weight_decay: float, label_smoothing: float, folds: int = 5,
                    seed: int = 0, process: int = 0, processes: int = 1, combine=None, show: bool = True,
-                   shifted: list[torch.Tensor] = ()) -> dict:
+                   shifted: list[torch.Tensor] = (), recordings: dict | None = None) -> dict:
     """Speaker-grouped k-fold cross-validation of a head: for each fold, a fresh `make_model()` trained as
     train/commands.py trains it on every copy (`copies`: (N, n_features) features, the clean clips first, then their
     augmented copies) of the other folds' clips, then scored on the fold's clean clips (groups: speaker, else noise
     recording). The out-of-fold predictions → keyword_spotting_report, with the counts an interval needs. `shifted`:
     features of the clean clips moved as the model's `shifts` move them; each clip is then scored on all its views,
-    as `probabilities` scores a window.
+    as `probabilities` scores a window. `recordings` (`cross_validation_recordings`): recordings made of the clips,
+    each answered as the tab answers it by the head that did not train on its clip's fold (`recordings_report`).
 
     With several processes, process `process` of `processes` trains folds process, process + processes, …, and
     `combine` sums the (N, labels) out-of-fold probabilities over the processes (e.g. Accelerate's reduce)."""
     from tqdm.auto import tqdm
 
-    names = np.unique(groups)
-    np.random.default_rng(seed).shuffle(names)
+    fold = fold_of(groups, folds, seed)
     label_names = list(make_model().labels)
     probs = np.zeros((len(labels), len(label_names)), np.float32)
+    if recordings is not None:  # the fold of each stretch heard: that of the clip its recording was made of
+        stretch_fold = fold[recordings["clip"].numpy()[recordings["recording"].numpy()]]
+        stretch_probs = np.zeros((len(stretch_fold), len(label_names)), np.float32)
     targets = torch.as_tensor(labels)
     mine = list(range(process, folds, processes))
     for k in tqdm(mine, desc="cross-validation folds", disable=not show, leave=False):
-        test = torch.from_numpy(np.isin(groups, np.array_split(names, folds)[k]))
+        test = torch.from_numpy(fold == k)
         x = torch.cat([c[~test] for c in copies])
         y = targets[~test].repeat(len(copies))
         torch.manual_seed(seed + k)
@@ -400,9 +424,86 @@ def cross_validate(copies: list[torch.Tensor], labels: np.ndarray, groups: np.nd
         with torch.no_grad():
             views = [copies[0][test]] + [c[test] for c in shifted]
             probs[test.numpy()] = torch.softmax(model(torch.stack(views, 1) if shifted else views[0]), 1).numpy()
+            if recordings is not None and (stretch_fold == k).any():
+                heard = recordings["features"][torch.from_numpy(stretch_fold == k)]
+                stretch_probs[stretch_fold == k] = torch.softmax(model(heard), 1).numpy()
     if combine is not None:
         probs = combine(probs)
+        stretch_probs = combine(stretch_probs) if recordings is not None else None
     report = keyword_spotting_report(probs, np.asarray(labels), label_names)
     speakers = {g for g, label in zip(groups, labels) if label_names[label] != "silence"}
+    if recordings is not None:
+        report.update(recordings_report(stretch_probs, recordings, np.asarray(labels), label_names))
     return {"folds": folds, "speakers": len(speakers), "clips": len(labels), **report,
             "command_correct": round(report["command_accuracy"] * report["command_clips"])}
+
+
+def fold_of(groups: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """The cross-validation fold (0 … folds − 1) of each clip: its group (speaker) shuffled with `seed` and dealt with
+    the others into `folds` nearly equal parts, so a speaker's clips are all in one fold."""
+    names = np.unique(groups)
+    np.random.default_rng(seed).shuffle(names)
+    part = {name: k for k, names_k in enumerate(np.array_split(names, folds)) for name in names_k}
+    return np.array([part[g] for g in groups], dtype=np.int64)
+
+
+def cross_validation_recordings(model: CommandClassifier, clips: np.ndarray, labels: np.ndarray, fold: np.ndarray,
+                                seed: int = 0, show: bool = True) -> dict[str, torch.Tensor]:
+    """A recording as a user makes one (`audio.user_recording`, saved as WAV, WebM/Opus or MP3 and read back) of each
+    cross-validation clip (N, clip): its word over a noise clip of the same fold, so the head that hears it trained
+    on neither the speaker nor the noise; a noise clip is recorded alone. What the tab would hear in them, for any head
+    to answer: {"features" (S, views, F): the stretches of sound (`CommandClassifier.stretches`), each heard as the
+    model's views; "recording" (S,): which recording each is from; "loudness" (S,); "clip" (N,): the clip each
+    recording holds}. A recording with no stretch is answered "No command heard"."""
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    is_noise = np.asarray(labels) == (model.labels.index(SILENCE) if SILENCE in model.labels else -1)
+    rng = np.random.default_rng([seed, 200])
+    windows, recording, loudness = [], [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for i in tqdm(range(len(clips)), desc="cross-validation recordings", disable=not show, leave=False):
+            beds = np.flatnonzero(is_noise & (fold == fold[i]))
+            if is_noise[i]:
+                x, rate, _ = audio.user_recording(None, clips[i], rng)
+            else:  # without noise in the fold (a ten-word dataset), a synthetic room's
+                bed = clips[rng.choice(beds)] if len(beds) else audio.room_noise(len(clips[i]), rng)
+                x, rate, _ = audio.user_recording(clips[i], bed, rng)
+            fmt = audio.RECORDING_FORMATS[int(rng.integers(len(audio.RECORDING_FORMATS)))]
+            samples, rate, _ = audio.load_audio_file(audio.save_recording(x, rate, fmt, folder, "recording"))
+            x = audio.resample(samples, rate)
+            stretches, heard = model.stretches(x)
+            windows.append(heard)
+            recording += [i] * len(stretches)
+            loudness += audio.stretch_loudness(x, stretches)
+    windows = np.concatenate(windows)
+    views = []
+    for shift in model.shifts:  # each stretch's window, then its shifted copies, as `probabilities` hears them
+        moved = audio.shift(windows, shift) if shift else windows
+        views.append(torch.cat([model.features(torch.from_numpy(moved[j:j + 64])) for j in range(0, len(moved), 64)])
+                     if len(moved) else torch.zeros(0, model.feature_mean.numel()))
+    return {"features": torch.stack(views, 1), "recording": torch.tensor(recording, dtype=torch.int64),
+            "loudness": torch.tensor(loudness, dtype=torch.float32), "clip": torch.arange(len(clips))}
+
+
+def recordings_report(stretch_probs: np.ndarray, recordings: dict, labels: np.ndarray, names: list[str]) -> dict:
+    """The tab's answers (`answer`) for recordings of clips, from each stretch's probabilities (S, labels): the share
+    of commands answered with their word (an unsure answer is wrong), of other words answered `unknown` and of noise
+    answered `silence`, with their counts (keys recording_command_accuracy, recording_command_clips, …)."""
+    stretches_of = [[] for _ in range(len(recordings["clip"]))]
+    for s, r in enumerate(recordings["recording"].tolist()):
+        stretches_of[r].append(s)
+    loudness = recordings["loudness"].numpy()
+    right = {"command": [], UNKNOWN: [], SILENCE: []}
+    for r, clip in enumerate(recordings["clip"].tolist()):
+        detections = [{"scores": _ranked(stretch_probs[s], names, None)} for s in stretches_of[r]]
+        said = answer(detections, loudness[stretches_of[r]].tolist())[1]
+        truth = names[labels[clip]]
+        right.setdefault("command" if truth in WORDS else truth, []).append(said == truth)
+    report = {}
+    for kind, key in (("command", "command_accuracy"), (UNKNOWN, "unknown_right"), (SILENCE, "silence_right")):
+        if right.get(kind):
+            report[f"recording_{key}"] = float(np.mean(right[kind]))
+            report[f"recording_{kind}_clips"] = len(right[kind])
+    return report

@@ -145,11 +145,15 @@ def commands_rows(c: dict) -> list[str]:
                 f"{cv.get('folds', '?')}-fold cross-validation")
         for key, what in (("command_accuracy", "ten-word accuracy"),
                           ("unknown_rejected", "other words rejected (top label not a command)"),
-                          ("silence_rejected", "noise rejected")):
+                          ("silence_rejected", "noise rejected"),
+                          ("recording_command_accuracy", "commands in recordings (2–5 s, 44.1/48 kHz, room noise, "
+                                                         "quiet or clipped, WAV/WebM/MP3) answered with their word"),
+                          ("recording_unknown_right", "other words in recordings answered \"Not a command word\""),
+                          ("recording_silence_right", "noise recordings answered \"No command heard\"")):
             if key in expected:
-                e = expected[key]
+                e, items = expected[key], " recordings" if key.startswith("recording") else " clips"
                 rows.append(f"| commands (bundled) | {repo if not rows else 'same repo'} | {data} | {what} | "
-                            f"**{e.value:.3f}** | {ci(e, 3, what=' clips')} |")
+                            f"**{e.value:.3f}** | {ci(e, 3, what=items)} |")
     bold = "" if rows else "**"
     first = repo if not rows else "same repo"
     if "test_command_accuracy" in c:  # the 12-class model: ten words, other words, noise

@@ -15,7 +15,8 @@ from espeak import VOICES, speak, write_wav
 
 import dlhub
 from dlhub import audio
-from dlhub.commands import CommandClassifier, keyword_spotting_report, pool
+from dlhub.commands import (SURE, CommandClassifier, answer, cross_validation_recordings, fold_of,
+                            keyword_spotting_report, pool, recordings_report)
 from dlhub.data.speech_commands import LABELS, WORDS
 from dlhub.errors import DataError
 
@@ -197,6 +198,61 @@ def test_keyword_spotting_report():
         "accuracy_all_classes", "command_accuracy", "command_clips"}
 
 
+def heard(**p) -> dict:
+    """A stretch of sound as classify_segments gives it: {"scores": {label: p} most likely first}."""
+    return {"scores": dict(sorted(p.items(), key=lambda item: -item[1]))}
+
+
+def test_answer_is_the_tabs_a_command_over_other_sounds_and_unsure_below_sure():
+    noise, word, other = heard(silence=0.9, up=0.1), heard(yes=0.8, no=0.2), heard(unknown=0.7, off=0.3)
+    assert answer([], []) == (None, "silence")
+    assert answer([noise, word], [-10.0, -30.0]) == (1, "yes")  # the command, though the noise was louder
+    assert answer([noise, other], [-30.0, -20.0]) == (1, "unknown")  # no command: the loudest
+    assert answer([noise, other], [-10.0, -20.0]) == (0, "silence")
+    assert answer([heard(go=SURE - 0.01, no=0.2)], [-20.0]) == (0, "unsure:go")
+    assert answer([heard(go=0.2, no=0.1), heard(stop=0.6)], [-10.0, -20.0]) == (0, "unsure:go")  # the loudest
+
+
+def test_fold_of_keeps_each_speaker_in_one_fold_and_deals_them_evenly():
+    groups = np.array([f"s{i % 13}" for i in range(100)])
+    fold = fold_of(groups, 5, seed=3)
+    assert all(len(set(fold[groups == g])) == 1 for g in set(groups))
+    assert sorted(np.bincount([fold[groups == g][0] for g in sorted(set(groups))]).tolist()) == [2, 2, 3, 3, 3]
+    assert np.array_equal(fold, fold_of(groups, 5, seed=3)) and not np.array_equal(fold, fold_of(groups, 5, seed=4))
+
+
+def test_recordings_report_scores_each_recording_by_the_tabs_answer():
+    names = LABELS
+    p = np.full((5, 12), 0.01, np.float32)
+    for s, label in enumerate(["yes", "silence", "no", "unknown", "silence"]):
+        p[s, names.index(label)] = 0.9
+    p[2, names.index("no")] = 0.2  # unsure
+    # recordings: 0 (yes; and noise louder), 1 (no, unsure), 2 (cat: unknown), 3 (noise), 4 (noise: nothing heard)
+    recordings = {"recording": torch.tensor([0, 0, 1, 2, 3]), "loudness": torch.tensor([-30.0, -10, -20, -20, -20]),
+                  "clip": torch.arange(5)}
+    labels = np.array([names.index(w) for w in ["yes", "no", "unknown", "silence", "silence"]])
+    assert recordings_report(p, recordings, labels, names) == {
+        "recording_command_accuracy": 0.5, "recording_command_clips": 2, "recording_unknown_right": 1.0,
+        "recording_unknown_clips": 1, "recording_silence_right": 1.0, "recording_silence_clips": 2}
+
+
+def test_cross_validation_recordings_hold_each_clip_over_noise_of_its_own_fold(bundled):
+    yes, rate = speak("yes", VOICES[0])
+    clips = np.stack([audio.window(audio.resample(yes / 32768.0, rate), 0, 1, 16000),
+                      np.random.default_rng(1).normal(0, 0.05, 16000), np.zeros(16000)]).astype(np.float32)
+    labels = np.array([LABELS.index("yes"), LABELS.index("silence"), LABELS.index("silence")])
+    recordings = cross_validation_recordings(bundled, clips, labels, np.array([0, 0, 1]), show=False)
+    heard = recordings["recording"].tolist()
+    assert recordings["clip"].tolist() == [0, 1, 2] and heard == sorted(heard) and 2 not in heard  # silence: nothing
+    assert recordings["features"].shape == (len(heard), len(bundled.shifts), bundled.feature_mean.numel())
+    bundled.eval()
+    with torch.no_grad():
+        p = torch.softmax(bundled(recordings["features"]), 1).numpy()
+    assert recordings_report(p, recordings, labels, bundled.labels) == {
+        "recording_command_accuracy": 1.0, "recording_command_clips": 1, "recording_silence_right": 1.0,
+        "recording_silence_clips": 2}
+
+
 @pytest.fixture(scope="module")
 def spoken_folder(tmp_path_factory):
     """Speech Commands layout: the four espeak-ng voices are four speakers, each saying every word and two other words
@@ -230,10 +286,13 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
     assert {"training_curves.png", "confusion_matrix.png", "README.md", "config.json"} <= written
     # train and validation: clean, one augment_speech and one augment_recording copy each; test: clean; and each
     # split's clean clips 40 ms earlier and later (what the model hears too when predicting: --shift_test_s)
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 7 + 3 * 2
+    # and the cross-validation's recordings of its clips, as users make them
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 7 + 3 * 2 + 1
     cv = metrics["cross_validation"]  # speaker-grouped, over the training and validation speakers
     assert cv["folds"] == 2 and cv["clips"] == metrics["train_clips"] + metrics["val_clips"]
     assert cv["command_clips"] == 10 * cv["speakers"] and 0 <= cv["command_correct"] <= cv["command_clips"]
+    assert cv["recording_command_clips"] == cv["command_clips"] and cv["recording_silence_clips"] == cv["silence_clips"]
+    assert 0 <= cv["recording_command_accuracy"] <= 1 and 0 <= cv["recording_unknown_right"] <= 1
     # two processes (gloo) share the folds and sum their predictions: the same cross-validation
     two = run_script(*accelerate_ddp(), "train/commands.py", "--dataset", str(spoken_folder), "--output-dir",
                      str(tmp_path / "two"), "--cache_dir", str(tmp_path / "cache"), "--epochs", "3",
@@ -241,8 +300,8 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
                      "--layers", "6", env={"ACCELERATE_USE_CPU": "true"})
     assert two.returncode == 0, two.stderr[-30000:]
     cv_two = json.loads((tmp_path / "two" / "metrics.json").read_text())["cross_validation"]
-    assert {k: cv_two[k] for k in ("folds", "clips", "speakers", "command_clips")} == {
-        k: cv[k] for k in ("folds", "clips", "speakers", "command_clips")}
+    same = ("folds", "clips", "speakers", "command_clips", "recording_command_clips", "recording_silence_clips")
+    assert {k: cv_two[k] for k in same} == {k: cv[k] for k in same}
     assert abs(cv_two["command_correct"] - cv["command_correct"]) <= 1  # float sums differ across thread counts
     local, pulled = dlhub.load("commands", out), dlhub.load("commands", "test-org/commands-tiny")
     assert pulled.layers == [6] and pulled.encoder_name == "openai/whisper-base"
@@ -334,9 +393,9 @@ def test_onnx_runtime_and_pytorch_give_the_same_features(monkeypatch, tmp_path):
 
 def test_recordings_benchmark_builds_recordings_as_users_make_them():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from commands_recordings import answer_of, make_recording
+    from commands_recordings import answer_of
 
-    rng = np.random.default_rng(0)
+    make_recording, rng = audio.user_recording, np.random.default_rng(0)
     word, noise = burst(seconds=1.0, at=0.35), rng.normal(0, 0.1, 16000).astype(np.float32)
     for _ in range(10):
         x, rate, facts = make_recording(word, noise, rng)

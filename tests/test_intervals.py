@@ -79,6 +79,12 @@ def test_commands_headline_is_the_cross_validation_when_recorded():
     assert where == "in speaker-grouped 5-fold cross-validation over 120 speakers"
     assert expected["command_accuracy"].text(3) == "0.980 (95% CI 0.973–0.985, n = 2,000)"
     assert expected["unknown_rejected"].value == pytest.approx(0.95) and expected["silence_rejected"].value == 1.0
+    assert "recording_command_accuracy" not in expected
+    metrics["cross_validation"].update(recording_command_accuracy=0.96, recording_command_clips=2000)
+    assert command_estimates(metrics)[0]["recording_command_accuracy"].n == 2000
+    metrics["test_recording_command_accuracy"] = 0.5  # the test split has no recordings: never read from there
+    del metrics["cross_validation"]
+    assert "recording_command_accuracy" not in command_estimates(metrics)[0]
 
 
 # -- what the evaluation writes --------------------------------------------------------------------------------------
@@ -138,9 +144,12 @@ def commands_metrics(**extra) -> dict:
 CROSS_VALIDATION = {"folds": 5, "speakers": 40, "command_accuracy": 0.97, "command_correct": 970,
                     "command_clips": 1000, "unknown_rejected": 0.95, "unknown_clips": 100, "silence_rejected": 0.99,
                     "silence_clips": 100}
+WITH_RECORDINGS = {**CROSS_VALIDATION, "recording_command_accuracy": 0.95, "recording_command_clips": 1000,
+                   "recording_unknown_right": 0.9, "recording_unknown_clips": 100, "recording_silence_right": 0.98,
+                   "recording_silence_clips": 100}
 
 
-@pytest.mark.parametrize("cross_validation", [None, CROSS_VALIDATION])
+@pytest.mark.parametrize("cross_validation", [None, CROSS_VALIDATION, WITH_RECORDINGS])
 def test_commands_card_headline_and_model_index_carry_the_interval(cross_validation):
     commands = load_script("train", "commands")
     args = commands.parse_args(["--dataset", "course-org/speech-commands-clips"])
@@ -156,6 +165,14 @@ def test_commands_card_headline_and_model_index_carry_the_interval(cross_validat
         assert first.metric_args == {"ci95": [round(low, 6), round(high, 6)], "n": 1000, "interval": WILSON}
         assert "**What to expect:** ten-word accuracy (speaker-grouped 5-fold cross-validation) 0.9700 (95% CI " \
                f"{low:.4f}–{high:.4f}, n = 1,000); other words rejected" in str(card)
+        recorded = [r for r in results if r.metric_name.startswith("commands in recordings")]
+        assert len(recorded) == (cross_validation is WITH_RECORDINGS)
+        if recorded:
+            low, high = wilson_interval(950, 1000)
+            assert recorded[0].metric_value == 0.95
+            assert recorded[0].metric_args["ci95"] == [round(low, 6), round(high, 6)]
+            assert "noise recordings answered \"No command heard\" (speaker-grouped 5-fold cross-validation) 0.9800 " \
+                   "(95% CI" in str(card) and "answered it as the voice tab does" in str(card)
     else:
         assert first.metric_name == "ten-word accuracy (unseen speakers)" and first.metric_args["n"] == 30
         assert "**What to expect:** ten-word accuracy (unseen speakers) 0.9000 (95% CI" in str(card)
@@ -222,6 +239,9 @@ def test_space_headers_state_the_interval_of_the_loaded_model():
            "n = 1,000)" in text
     assert "on 4 speakers it never heard: ten words 0.900 (95% CI 0.744–0.965, n = 30)" in \
         commands.describe(model, commands_metrics())
+    assert "recordings as users make them" not in text
+    assert "; recordings as users make them, answered right: commands 0.950 (95% CI 0.935–0.962, n = 1,000), other " \
+           "words 0.900" in commands.describe(model, commands_metrics(cross_validation=WITH_RECORDINGS))
     reg = json.loads((ROOT / "checkpoints" / "regression" / "metrics.json").read_text())
     table = regression.describe(SimpleNamespace(sigma=44.56, irls_iteration=4), reg)
     assert "| metric | value | 95% CI | n |" in table and "| reweighted validation MSE | 0.00249 |" in table

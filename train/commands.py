@@ -25,11 +25,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from dlhub import audio
+from dlhub.cache import cached_tensors
 from dlhub.cards import render_model_card
 from dlhub.cli import (add_data_arguments, add_run_arguments, check_run_arguments, command_line, one_line_errors,
                        setup_logging)
 from dlhub.commands import (CACHE_DIR, ENCODERS, WHISPER_BASE, CommandClassifier, cached_features, cross_validate,
-                            feature_cache)
+                            cross_validation_recordings, feature_cache, fold_of)
 from dlhub.data import is_hub_id
 from dlhub.data.speech_commands import clip_groups, load_speech_commands
 from dlhub.errors import DataError
@@ -39,6 +40,7 @@ from dlhub.training import (append_epoch_log, classify_loader, keep_best, save_a
                             save_checkpoint, start_or_resume)
 
 RECORDING_RECIPE = 3  # the version of audio.augment_recording: copies made by an older one are cached apart
+USER_RECORDING_RECIPE = 1  # the version of audio.user_recording, for the cross-validation's recordings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,6 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "them: under real noise of the training split, quiet, loud or clipped (dlhub.audio.augment_recording)")
     p.add_argument("--cv_folds", type=int, default=5, help="speaker-grouped cross-validation over the training and "
                    "validation speakers, the estimate the card leads with (0: none)")
+    p.add_argument("--cv_recordings", type=int, default=1, choices=(0, 1),
+                   help="1: also make a recording as a user makes it of each cross-validation clip (2–5 s, 44.1/48 "
+                   "kHz, a noise clip of its fold under it, a quiet or clipped microphone, WAV/WebM/MP3; about 6 min, "
+                   "once) and answer it as the voice tab does, by the head that never heard its speaker or its noise")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--epochs", type=int, default=40)
@@ -136,10 +142,20 @@ def main(args: argparse.Namespace) -> dict:
     def with_views(clean: torch.Tensor, shifted: list[torch.Tensor]) -> torch.Tensor:  # (N, views, F) or (N, F)
         return torch.stack([clean, *shifted], 1) if shifted else clean
 
+    # cross-validation: over the training and validation speakers, whole speakers (or noise recordings) in each fold
+    cv_groups = np.array(clip_groups(data["train"]) + clip_groups(data["validation"]))
+    cv_labels = np.concatenate([data["train"]["label"], data["validation"]["label"]])
+    recordings = None
     with accelerator.main_process_first():  # the main process encodes and caches; the others then read the cache
         train_copies = encoded_copies("train", copies=True)
         validation_copies = encoded_copies("validation", copies=args.cv_folds > 0)
         shifted = {split: shifted_copies(split) for split in ("train", "validation", "test")}
+        if args.cv_folds and args.cv_recordings:  # answered as the tab answers them, by each fold's head
+            name = (f"{data['train']._fingerprint}_{data['validation']._fingerprint}_cvrec{USER_RECORDING_RECIPE}-"
+                    f"{args.seed}-{args.cv_folds}-shift{model.shifts[-1]}.safetensors")
+            recordings = cached_tensors(cache / name, lambda: cross_validation_recordings(
+                model, np.concatenate([clips_of("train"), clips_of("validation")]), cv_labels,
+                fold_of(cv_groups, args.cv_folds, args.seed), args.seed, accelerator.is_main_process))
         features = {"train": torch.cat(train_copies),
                     "validation": with_views(validation_copies[0], shifted["validation"]),
                     "test": with_views(encoded_copies("test", copies=False)[0], shifted["test"])}
@@ -209,16 +225,14 @@ def main(args: argparse.Namespace) -> dict:
     # 16-speaker test split alone is too small to say ±1 point; the test speakers stay out of it too)
     cross_validation = None
     if args.cv_folds:  # each process trains its share of the folds; their predictions are summed
-        groups = np.array(clip_groups(data["train"]) + clip_groups(data["validation"]))
         cross_validation = cross_validate(
-            [torch.cat(pair) for pair in zip(train_copies, validation_copies)],
-            np.concatenate([data["train"]["label"], data["validation"]["label"]]), groups,
-            new_model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, folds=args.cv_folds,
-            seed=args.seed, process=accelerator.process_index, processes=accelerator.num_processes,
+            [torch.cat(pair) for pair in zip(train_copies, validation_copies)], cv_labels, cv_groups, new_model,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            label_smoothing=args.label_smoothing, folds=args.cv_folds, seed=args.seed,
+            process=accelerator.process_index, processes=accelerator.num_processes,
             combine=lambda p: accelerator.reduce(torch.from_numpy(p).to(accelerator.device), "sum").cpu().numpy(),
             show=accelerator.is_main_process,
-            shifted=[torch.cat(pair) for pair in zip(shifted["train"], shifted["validation"])])
+            shifted=[torch.cat(pair) for pair in zip(shifted["train"], shifted["validation"])], recordings=recordings)
     val_metrics, _ = commands_test(model, val_loader, accelerator, split="val")
     metrics = {**test_metrics, "test_speakers": len(set(data["test"]["speaker"]) - {""}),
                **{k: v for k, v in val_metrics.items() if k not in ("val_accuracy", "per_word_accuracy")},

@@ -140,12 +140,20 @@ def estimate(metrics: dict, key: str, n_key: str | None = None, mean: bool = Fal
     return None
 
 
+# The cross-validation's recordings (dlhub.commands.recordings_report): one recording as a user makes it of each clip,
+# answered as the voice tab answers it by the head that never heard its speaker or its noise
+RECORDING_ESTIMATES = (("recording_command_accuracy", "recording_command_clips"),
+                       ("recording_unknown_right", "recording_unknown_clips"),
+                       ("recording_silence_right", "recording_silence_clips"))
+
+
 def command_estimates(metrics: dict) -> tuple[dict[str, Estimate], str]:
-    """The voice-commands headline: ({"command_accuracy" | "unknown_rejected" | "silence_rejected": Estimate},
-    where it was measured, in words: "in speaker-grouped 5-fold cross-validation over 40 speakers"). From the
-    speaker-grouped cross-validation over the training and validation speakers (`cross_validation` in metrics.json,
-    as dlhub.commands.cross_validate writes it) when the run recorded one, the test split being small; else from the
-    test split."""
+    """The voice-commands headline: ({"command_accuracy" | "unknown_rejected" | "silence_rejected": Estimate, and
+    for the cross-validation's recordings where it made them "recording_command_accuracy" | "recording_unknown_right"
+    | "recording_silence_right"}, where it was measured, in words: "in speaker-grouped 5-fold cross-validation over
+    40 speakers"). From the speaker-grouped cross-validation over the training and validation speakers
+    (`cross_validation` in metrics.json, as dlhub.commands.cross_validate writes it) when the run recorded one, the
+    test split being small; else from the test split."""
     cv = metrics.get("cross_validation")
     if isinstance(cv, dict) and cv.get("command_clips"):
         source, prefix = cv, ""
@@ -157,8 +165,9 @@ def command_estimates(metrics: dict) -> tuple[dict[str, Estimate], str]:
         where = f"on {speakers} speakers it never heard" if speakers else "on the test split"
     out = {}
     for name, n_key in (("command_accuracy", "command_clips"), ("unknown_rejected", "unknown_clips"),
-                        ("silence_rejected", "silence_clips")):
+                        ("silence_rejected", "silence_clips")) + RECORDING_ESTIMATES * (source is cv):
         found = estimate(source, prefix + name, prefix + n_key)
         if found is not None:
             out[name] = found
     return out, where
+
