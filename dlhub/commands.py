@@ -450,24 +450,28 @@ def fold_of(groups: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
 def cross_validation_recordings(model: CommandClassifier, clips: np.ndarray, labels: np.ndarray, fold: np.ndarray,
                                 seed: int = 0, show: bool = True) -> dict[str, torch.Tensor]:
     """A recording as a user makes one (`audio.user_recording`, saved as WAV, WebM/Opus or MP3 and read back) of each
-    cross-validation clip (N, clip): its word over a noise clip of the same fold, so the head that hears it trained
-    on neither the speaker nor the noise; a noise clip is recorded alone. What the tab would hear in them, for any head
-    to answer: {"features" (S, views, F): the stretches of sound (`CommandClassifier.stretches`), each heard as the
-    model's views; "recording" (S,): which recording each is from; "loudness" (S,); "clip" (N,): the clip each
-    recording holds}. A recording with no stretch is answered "No command heard"."""
+    cross-validation clip (N, clip): its word over a noise clip of the same fold, so the head that hears it never
+    trained on that speaker or on that noise clip as noise (train/commands.py's recording copies do mix each split's
+    noise clips, all folds', under other clips' words); a noise clip is recorded alone. Where the fold has no noise
+    clip (a ten-word dataset), a synthetic room's (`audio.room_noise`), counted. What the tab would hear in them, for
+    any head to answer: {"features" (S, views, F): the stretches of sound (`CommandClassifier.stretches`), each heard
+    as the model's views; "recording" (S,): which recording each is from; "loudness" (S,); "clip" (N,): the clip
+    each recording holds; "synthetic_bed" (N,): 1 where its noise was synthetic}. A recording with no stretch is
+    answered "No command heard"."""
     import tempfile
 
     from tqdm.auto import tqdm
 
     is_noise = np.asarray(labels) == (model.labels.index(SILENCE) if SILENCE in model.labels else -1)
     rng = np.random.default_rng([seed, 200])
-    windows, recording, loudness = [], [], []
+    windows, recording, loudness, synthetic = [], [], [], np.zeros(len(clips), np.int64)
     with tempfile.TemporaryDirectory() as folder:
         for i in tqdm(range(len(clips)), desc="cross-validation recordings", disable=not show, leave=False):
             beds = np.flatnonzero(is_noise & (fold == fold[i]))
             if is_noise[i]:
                 x, rate, _ = audio.user_recording(None, clips[i], rng)
-            else:  # without noise in the fold (a ten-word dataset), a synthetic room's
+            else:
+                synthetic[i] = not len(beds)
                 bed = clips[rng.choice(beds)] if len(beds) else audio.room_noise(len(clips[i]), rng)
                 x, rate, _ = audio.user_recording(clips[i], bed, rng)
             fmt = audio.RECORDING_FORMATS[int(rng.integers(len(audio.RECORDING_FORMATS)))]
@@ -484,13 +488,15 @@ def cross_validation_recordings(model: CommandClassifier, clips: np.ndarray, lab
         views.append(torch.cat([model.features(torch.from_numpy(moved[j:j + 64])) for j in range(0, len(moved), 64)])
                      if len(moved) else torch.zeros(0, model.feature_mean.numel()))
     return {"features": torch.stack(views, 1), "recording": torch.tensor(recording, dtype=torch.int64),
-            "loudness": torch.tensor(loudness, dtype=torch.float32), "clip": torch.arange(len(clips))}
+            "loudness": torch.tensor(loudness, dtype=torch.float32), "clip": torch.arange(len(clips)),
+            "synthetic_bed": torch.from_numpy(synthetic)}
 
 
 def recordings_report(stretch_probs: np.ndarray, recordings: dict, labels: np.ndarray, names: list[str]) -> dict:
     """The tab's answers (`answer`) for recordings of clips, from each stretch's probabilities (S, labels): the share
     of commands answered with their word (an unsure answer is wrong), of other words answered `unknown` and of noise
-    answered `silence`, with their counts (keys recording_command_accuracy, recording_command_clips, …)."""
+    answered `silence`, with their counts (keys recording_command_accuracy, recording_command_clips, …), and how many
+    recordings had synthetic noise under them (recording_synthetic_beds) where any had."""
     stretches_of = [[] for _ in range(len(recordings["clip"]))]
     for s, r in enumerate(recordings["recording"].tolist()):
         stretches_of[r].append(s)
@@ -506,4 +512,5 @@ def recordings_report(stretch_probs: np.ndarray, recordings: dict, labels: np.nd
         if right.get(kind):
             report[f"recording_{key}"] = float(np.mean(right[kind]))
             report[f"recording_{kind}_clips"] = len(right[kind])
-    return report
+    synthetic = int(recordings["synthetic_bed"].sum()) if "synthetic_bed" in recordings else 0
+    return {**report, **({"recording_synthetic_beds": synthetic} if synthetic else {})}

@@ -234,14 +234,20 @@ def test_recordings_report_scores_each_recording_by_the_tabs_answer():
     assert recordings_report(p, recordings, labels, names) == {
         "recording_command_accuracy": 0.5, "recording_command_clips": 2, "recording_unknown_right": 1.0,
         "recording_unknown_clips": 1, "recording_silence_right": 1.0, "recording_silence_clips": 2}
+    recordings["synthetic_bed"] = torch.tensor([1, 0, 0, 0, 0])  # a word over a synthetic room's noise: counted
+    assert recordings_report(p, recordings, labels, names)["recording_synthetic_beds"] == 1
 
 
-def test_cross_validation_recordings_hold_each_clip_over_noise_of_its_own_fold(bundled):
+def test_cross_validation_recordings_hold_each_clip_over_noise_of_its_own_fold(bundled, monkeypatch):
     yes, rate = speak("yes", VOICES[0])
     clips = np.stack([audio.window(audio.resample(yes / 32768.0, rate), 0, 1, 16000),
                       np.random.default_rng(1).normal(0, 0.05, 16000), np.zeros(16000)]).astype(np.float32)
     labels = np.array([LABELS.index("yes"), LABELS.index("silence"), LABELS.index("silence")])
+    beds, record = [], audio.user_recording
+    monkeypatch.setattr(audio, "user_recording", lambda clip, noise, rng: beds.append(noise) or record(clip, noise, rng))
     recordings = cross_validation_recordings(bundled, clips, labels, np.array([0, 0, 1]), show=False)
+    assert [np.array_equal(bed, clips[i]) for bed, i in zip(beds, (1, 1, 2))] == [True] * 3  # its own fold's noise
+    assert recordings["synthetic_bed"].tolist() == [0, 0, 0]
     heard = recordings["recording"].tolist()
     assert recordings["clip"].tolist() == [0, 1, 2] and heard == sorted(heard) and 2 not in heard  # silence: nothing
     assert recordings["features"].shape == (len(heard), len(bundled.shifts), bundled.feature_mean.numel())
@@ -303,6 +309,9 @@ def test_train_script_saves_pushes_and_pulls(spoken_folder, tmp_path, hub):
     same = ("folds", "clips", "speakers", "command_clips", "recording_command_clips", "recording_silence_clips")
     assert {k: cv_two[k] for k in same} == {k: cv[k] for k in same}
     assert abs(cv_two["command_correct"] - cv["command_correct"]) <= 1  # float sums differ across thread counts
+    for key in ("recording_command_accuracy", "recording_unknown_right", "recording_silence_right"):
+        kind = key.split("_")[1]  # each process answers its folds' recordings; the sum is every recording's answer
+        assert abs(cv_two[key] - cv[key]) * cv[f"recording_{kind}_clips"] <= 1, key
     local, pulled = dlhub.load("commands", out), dlhub.load("commands", "test-org/commands-tiny")
     assert pulled.layers == [6] and pulled.encoder_name == "openai/whisper-base"
     x, rate = speak("no")

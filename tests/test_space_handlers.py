@@ -247,6 +247,20 @@ def test_commands_tab_hears_each_example_and_plots_it():
     assert verdict.startswith(commands.NO_COMMAND) and "Answered by the bundled checkpoint" in verdict
 
 
+def test_commands_tab_says_it_is_unsure_below_sure_and_answers_the_command_over_louder_noise(monkeypatch):
+    from dlhub.commands import SURE, CommandClassifier
+    from dlhub.space import commands
+
+    path = commands.examples()[0]
+    stretches = [{"start": 0.1, "end": 0.4, "scores": {"silence": 0.9, "up": 0.1}},
+                 {"start": 0.5, "end": 0.9, "scores": {"up": SURE - 0.05, "off": 0.2}}]
+    monkeypatch.setattr(CommandClassifier, "classify_segments", lambda self, x, rate, top_k=3: stretches)
+    scores, verdict, _ = commands.recognise(path)
+    assert verdict.startswith("### Not sure: perhaps **up**") and scores == stretches[1]["scores"]
+    stretches[1]["scores"] = {"up": SURE + 0.05, "off": 0.2}
+    assert commands.recognise(path)[1].startswith("### Heard: **up**")
+
+
 def test_commands_tab_any_format_and_rate(tmp_path):
     import subprocess
 

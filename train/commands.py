@@ -40,7 +40,8 @@ from dlhub.training import (append_epoch_log, classify_loader, keep_best, save_a
                             save_checkpoint, start_or_resume)
 
 RECORDING_RECIPE = 3  # the version of audio.augment_recording: copies made by an older one are cached apart
-USER_RECORDING_RECIPE = 1  # the version of audio.user_recording, for the cross-validation's recordings
+CV_RECORDINGS_RECIPE = 2  # the version of the cross-validation's recordings (audio.user_recording and save_recording,
+# audio.find_speech, CommandClassifier.stretches, dlhub.commands.cross_validation_recordings): bump on any change
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cv_recordings", type=int, default=1, choices=(0, 1),
                    help="1: also make a recording as a user makes it of each cross-validation clip (2–5 s, 44.1/48 "
                    "kHz, a noise clip of its fold under it, a quiet or clipped microphone, WAV/WebM/MP3; about 6 min, "
-                   "once) and answer it as the voice tab does, by the head that never heard its speaker or its noise")
+                   "once) and answer it as the voice tab does, by the head of the fold that held out its speaker and its noise clip")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--epochs", type=int, default=40)
@@ -151,7 +152,7 @@ def main(args: argparse.Namespace) -> dict:
         validation_copies = encoded_copies("validation", copies=args.cv_folds > 0)
         shifted = {split: shifted_copies(split) for split in ("train", "validation", "test")}
         if args.cv_folds and args.cv_recordings:  # answered as the tab answers them, by each fold's head
-            name = (f"{data['train']._fingerprint}_{data['validation']._fingerprint}_cvrec{USER_RECORDING_RECIPE}-"
+            name = (f"{data['train']._fingerprint}_{data['validation']._fingerprint}_cvrec{CV_RECORDINGS_RECIPE}-"
                     f"{args.seed}-{args.cv_folds}-shift{model.shifts[-1]}.safetensors")
             recordings = cached_tensors(cache / name, lambda: cross_validation_recordings(
                 model, np.concatenate([clips_of("train"), clips_of("validation")]), cv_labels,

@@ -141,7 +141,7 @@ def estimate(metrics: dict, key: str, n_key: str | None = None, mean: bool = Fal
 
 
 # The cross-validation's recordings (dlhub.commands.recordings_report): one recording as a user makes it of each clip,
-# answered as the voice tab answers it by the head that never heard its speaker or its noise
+# answered as the voice tab answers it by the head of the fold that held out its speaker and its noise clip
 RECORDING_ESTIMATES = (("recording_command_accuracy", "recording_command_clips"),
                        ("recording_unknown_right", "recording_unknown_clips"),
                        ("recording_silence_right", "recording_silence_clips"))
@@ -170,4 +170,3 @@ def command_estimates(metrics: dict) -> tuple[dict[str, Estimate], str]:
         if found is not None:
             out[name] = found
     return out, where
-
