@@ -103,7 +103,9 @@ def rows(r: dict) -> list[str]:
         f"{c.get('val_silence_rejected_clean', nan):.4f} | {c['latency_ms']:.1f} ms (1-s clip) | "
         f"{c['clips_per_s']:.0f} clips/s | Whisper's 30 s padding: {c['whisper_30s_latency_ms']:.0f} ms | "
         f"{c['speedup_vs_30s']:.1f}× faster |",
-        "| voice commands in recordings (Task 5) | " + "; ".join(
+        f"| voice commands in recordings (Task 5) | {rec.get('speakers', '?')} {rec.get('split', 'test')} speakers and "
+        "that split's noise (cross-validated over the training and validation speakers: the models table): "
+        + "; ".join(
             f"{what} answered right **{e['rate']:.3f}** (95% CI {e['ci95'][0]:.3f}–{e['ci95'][1]:.3f}, n = {e['n']})"
             for what, e in ((w, rec[k]) for w, k in (("commands", "command"), ("other words", "other_word"),
                                                      ("noise", "noise")))) +
