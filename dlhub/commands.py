@@ -341,17 +341,22 @@ def cached_features(model: CommandClassifier, waves: np.ndarray | Callable[[], n
                     desc: str = "encoding", show: bool = True) -> torch.Tensor:
     """Pooled encoder features (N, n_features) of 16 kHz clips (N, window), computed once and cached. `waves` may be
     a function that makes the clips (an augmented copy): it is called only when the file is not cached yet."""
-    from tqdm.auto import tqdm
-
     from dlhub.cache import cached_tensors
 
     def compute() -> dict:
-        clips = waves() if callable(waves) else waves
-        features = [model.features(torch.from_numpy(clips[i:i + 64]))
-                    for i in tqdm(range(0, len(clips), 64), desc=desc, disable=not show, leave=False)]
-        return {"features": torch.cat(features).cpu()}
+        return {"features": encode_clips(model, waves() if callable(waves) else waves, desc, show)}
 
     return cached_tensors(cache_file, compute)["features"]
+
+
+def encode_clips(model: CommandClassifier, clips: np.ndarray, desc: str = "encoding",
+                 show: bool = False) -> torch.Tensor:
+    """Pooled encoder features (N, n_features) of 16 kHz clips (N, window), 64 at a time."""
+    from tqdm.auto import tqdm
+
+    batches = [model.features(torch.from_numpy(clips[i:i + 64]))
+               for i in tqdm(range(0, len(clips), 64), desc=desc, disable=not show, leave=False)]
+    return torch.cat(batches).cpu() if batches else torch.zeros(0, model.feature_mean.numel())
 
 
 def _ranked(p: np.ndarray, labels: list[str], top_k: int | None) -> dict[str, float]:
@@ -482,12 +487,9 @@ def cross_validation_recordings(model: CommandClassifier, clips: np.ndarray, lab
             recording += [i] * len(stretches)
             loudness += audio.stretch_loudness(x, stretches)
     windows = np.concatenate(windows)
-    views = []
-    for shift in model.shifts:  # each stretch's window, then its shifted copies, as `probabilities` hears them
-        moved = audio.shift(windows, shift) if shift else windows
-        views.append(torch.cat([model.features(torch.from_numpy(moved[j:j + 64])) for j in range(0, len(moved), 64)])
-                     if len(moved) else torch.zeros(0, model.feature_mean.numel()))
-    return {"features": torch.stack(views, 1), "recording": torch.tensor(recording, dtype=torch.int64),
+    # each stretch's window, then its shifted copies, as `probabilities` hears them → (S, views, F)
+    views = encode_clips(model, model.views(windows)).reshape(len(model.shifts), len(windows), -1).transpose(0, 1)
+    return {"features": views.contiguous(), "recording": torch.tensor(recording, dtype=torch.int64),
             "loudness": torch.tensor(loudness, dtype=torch.float32), "clip": torch.arange(len(clips)),
             "synthetic_bed": torch.from_numpy(synthetic)}
 

@@ -329,6 +329,10 @@ def test_train_script_bad_arguments_are_one_line(tmp_path, spoken_folder):
     result = run_script(sys.executable, "train/commands.py", "--dataset", str(spoken_folder), "--shift_test_s", "0.6",
                         "--output-dir", str(tmp_path / "o"))
     assert result.returncode != 0 and "--shift_test_s 0.6" in result.stderr and "Traceback" not in result.stderr
+    result = run_script(sys.executable, "train/commands.py", "--dataset", str(spoken_folder), "--cv_recordings", "2",
+                        "--output-dir", str(tmp_path / "o"))
+    assert result.returncode != 0 and "--cv_recordings: invalid choice: 2" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_an_unreachable_encoder_names_the_offline_one():

@@ -61,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cv_recordings", type=int, default=1, choices=(0, 1),
                    help="1: also make a recording as a user makes it of each cross-validation clip (2–5 s, 44.1/48 "
                    "kHz, a noise clip of its fold under it, a quiet or clipped microphone, WAV/WebM/MP3; about 6 min, "
-                   "once) and answer it as the voice tab does, by the head of the fold that held out its speaker and its noise clip")
+                   "once) and answer it as the voice tab does, by the head of the fold that held out its speaker and "
+                   "its noise clip")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--epochs", type=int, default=40)
