@@ -168,12 +168,18 @@ RECORDING_FORMATS = ("wav", "webm", "mp3")
 MICROPHONE_LEVELS = ("normal", "quiet", "clipped")
 
 
-def user_recording(clip: np.ndarray | None, noise: np.ndarray,
-                   rng: np.random.Generator) -> tuple[np.ndarray, int, dict]:
+def user_recording(clip: np.ndarray | None, noise: np.ndarray, rng: np.random.Generator, *,
+                   noisy: bool = True, level: str | None = None) -> tuple[np.ndarray, int, dict]:
     """A recording as a user makes one, at 44.1 or 48 kHz: 2–5 s holding the 16 kHz `clip` at a random place (None:
     the noise alone) over `noise` looped, 10–30 dB under the speech's own frames; then a microphone's gain (the
     loudest sample at 0.3–0.9 of full scale), and one recording in five quiet (peak −45…−30 dBFS), one in five clipped
-    (a gain of 3–10, clipped at full scale). → (samples, rate, {"seconds", "snr_db", "level"})."""
+    (a gain of 3–10, clipped at full scale). → (samples, rate, {"seconds", "snr_db", "level"}).
+
+    A control (benchmarks/commands_recordings.py): `noisy=False` leaves the room silent under the clip and `level`
+    sets the microphone; the length, rate, place and gain are drawn as otherwise, so a copy of `rng` gives the same
+    recording without the noise, through that microphone."""
+    if level is not None and level not in MICROPHONE_LEVELS:
+        raise ValueError(f"level {level!r}: one of {', '.join(MICROPHONE_LEVELS)}")
     seconds, rate = rng.uniform(2.0, 5.0), int(rng.choice([44_100, 48_000]))
     n = int(seconds * SAMPLING_RATE)
     x = np.zeros(n, np.float32)
@@ -184,17 +190,18 @@ def user_recording(clip: np.ndarray | None, noise: np.ndarray,
         start = int(rng.integers(0, n - len(clip) + 1))
         x[start:start + len(clip)] = clip / (np.abs(clip).max() + 1e-6) * 0.5
         speech = speech_power(x[start:start + len(clip)])
-        bed = bed * np.sqrt(speech / (np.mean(bed ** 2) + 1e-12) / 10 ** (snr / 10))
+        bed = bed * np.sqrt(speech / (np.mean(bed ** 2) + 1e-12) / 10 ** (snr / 10)) * noisy
     else:
         bed = bed / (np.abs(bed).max() + 1e-6) * rng.uniform(0.05, 0.5)
     x = resample((x + bed).astype(np.float32), SAMPLING_RATE, rate)  # the sound at the microphone's rate
     x = x / (np.abs(x).max() + 1e-6) * rng.uniform(0.3, 0.9)  # a microphone's gain: the loudest sample under full scale
-    level = MICROPHONE_LEVELS[int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
+    drawn = MICROPHONE_LEVELS[int(rng.choice(3, p=[0.6, 0.2, 0.2]))]
+    level = level or drawn
     if level == "quiet":
         x = x / (np.abs(x).max() + 1e-6) * 10 ** (rng.uniform(-45, -30) / 20)
     elif level == "clipped":
         x = np.clip(x * rng.uniform(3, 10), -1, 1)
-    return x, rate, {"seconds": seconds, "snr_db": snr if clip is not None else None, "level": level}
+    return x, rate, {"seconds": seconds, "snr_db": snr if clip is not None and noisy else None, "level": level}
 
 
 def save_recording(x: np.ndarray, rate: int, fmt: str, folder, name: str):

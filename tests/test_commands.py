@@ -2,6 +2,7 @@
 still load), the bundled model on voices it never heard (espeak-ng), other words and noise, the training script end to
 end with a push to and pull from the test Hub."""
 
+import copy
 import json
 import sys
 from collections import OrderedDict
@@ -418,6 +419,16 @@ def test_recordings_benchmark_builds_recordings_as_users_make_them():
             assert np.abs(x).max() < 10 ** (-29 / 20)
     x, rate, facts = make_recording(None, noise, rng)
     assert facts["snr_db"] is None
+    for _ in range(5):  # the benchmark's control: the same recording from a copy of the draws, no noise, normal level
+        twin = copy.deepcopy(rng)
+        x, rate, facts = make_recording(word, noise, rng)
+        quiet, quiet_rate, quiet_facts = make_recording(word, noise, twin, noisy=False, level="normal")
+        assert (quiet_rate, len(quiet), quiet_facts["seconds"]) == (rate, len(x), facts["seconds"])
+        assert quiet_facts["snr_db"] is None and quiet_facts["level"] == "normal" and 0.29 < np.abs(quiet).max() < 0.91
+        loud = np.abs(quiet) > 0.01  # only the word sounds: its stretch is the clip's loud 0.3 s, not the recording
+        assert 0 < np.flatnonzero(loud)[-1] / rate - np.flatnonzero(loud)[0] / rate < 0.5
+    with pytest.raises(ValueError, match="one of normal, quiet, clipped"):
+        make_recording(word, noise, rng, level="loud")
     assert [answer_of(v) for v in ("### Heard: **stop**\n\nAnswered by", "### Not sure: perhaps **up**",
                                    "### Not a command word\nThat was", "### No command heard\nOnly")] == [
         "stop", "unsure:up", "unknown", "silence"]
