@@ -62,6 +62,11 @@ def answer_of(verdict: str) -> str:
     return word if verdict.startswith("### Heard") else f"unsure:{word}"
 
 
+def share(k: int, n: int) -> dict:
+    """k right of n, as the JSON records each measure: the count, the rate and its Wilson 95% interval."""
+    return {"right": int(k), "n": n, "rate": k / n, "ci95": list(wilson_interval(k, n))}
+
+
 def main() -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="a model folder or Hub repo id (default: the bundled model)")
@@ -89,6 +94,7 @@ def main() -> dict:
     labels = np.array(test["label"])
     noises = clips[labels == LABELS.index(SILENCE)]
     speakers = len(set(test["speaker"]) - {""})
+    is_command = np.isin(labels, [LABELS.index(w) for w in WORDS])
     rng = np.random.default_rng(args.seed)
     rows = []
 
@@ -117,7 +123,7 @@ def main() -> dict:
                     rows[-1]["control_right"] = control == truth
         answer_ms, handler_ms = [], []
         for k in range(31):  # 3-s recordings as WAV files: the first call warms up
-            i = int(rng.choice(np.flatnonzero(np.isin(labels, [LABELS.index(w) for w in WORDS]))))
+            i = int(rng.choice(np.flatnonzero(is_command)))
             x, rate, _ = audio.user_recording(clips[i], noises[k % len(noises)], rng)
             x = x[:3 * rate] if len(x) >= 3 * rate else np.pad(x, (0, 3 * rate - len(x)))
             path = str(audio.save_recording(x, rate, "wav", Path(tmp), f"latency_{k}"))
@@ -137,21 +143,17 @@ def main() -> dict:
            "|---|---|---|---|---|---|")
     for kind, target in (("command", "≥ 0.975"), ("other word", "≥ 0.95"), ("noise", "≥ 0.98")):
         chosen = [r for r in rows if r["kind"] == kind]
-        k = sum(r["right"] for r in chosen)
-        lo, hi = wilson_interval(k, len(chosen))
         sources, missed = {r["clip"] for r in chosen}, {r["clip"] for r in chosen if not r["right"]}
-        results[kind.replace(" ", "_")] = {"right": k, "n": len(chosen), "rate": k / len(chosen), "ci95": [lo, hi],
-                                           "clips": len(sources), "clips_wrong": len(missed)}
-        report(f"| {kind if kind == 'noise' else kind + 's'} | {len(chosen)} | {k / len(chosen):.4f} | "
-               f"{lo:.4f}–{hi:.4f} | {target} | {len(missed)} of {len(sources)} |")
+        e = results[kind.replace(" ", "_")] = {**share(sum(r["right"] for r in chosen), len(chosen)),
+                                               "clips": len(sources), "clips_wrong": len(missed)}
+        report(f"| {kind if kind == 'noise' else kind + 's'} | {e['n']} | {e['rate']:.4f} | "
+               f"{e['ci95'][0]:.4f}–{e['ci95'][1]:.4f} | {target} | {len(missed)} of {len(sources)} |")
     commands = [r for r in rows if r["kind"] == "command"]
-    is_command = np.isin(labels, [LABELS.index(w) for w in WORDS])
     said = [next(iter(p)) for p in classifier.predict(list(clips[is_command]), audio.SAMPLING_RATE)]
     bare_right = sum(word == LABELS[t] for word, t in zip(said, labels[is_command]))
-    for name, k, n in (("command_clips_bare", bare_right, len(said)),
-                       ("command_control", sum(r["control_right"] for r in commands), len(commands))):
-        results[name] = {"right": int(k), "n": n, "rate": k / n, "ci95": list(wilson_interval(k, n))}
-    bare, control, noisy = results["command_clips_bare"], results["command_control"], results["command"]
+    bare = results["command_clips_bare"] = share(bare_right, len(said))
+    control = results["command_control"] = share(sum(r["control_right"] for r in commands), len(commands))
+    noisy = results["command"]
     missed_commands = [r for r in commands if not r["right"]]
     report(f"\nWhere commands are lost: the bare 1-s clips (the model's own window) **{bare['rate']:.4f}** (n = "
            f"{bare['n']}); the same recordings with no noise, a normal microphone, WAV **{control['rate']:.4f}** "
