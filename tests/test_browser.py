@@ -170,6 +170,42 @@ def test_signs_tab_reads_an_uploaded_sign_and_a_bad_file_clears_it_with_one_mess
     close_toasts(page)
 
 
+@pytest.mark.parametrize("tab,box", [("Traffic signs", "#signs-input"), ("Face denoising", "#denoise-input")])
+def test_image_tabs_run_once_per_photo_and_example_and_a_removed_photo_is_quiet(page, tmp_path, tab, box):
+    """Gradio 6 fires an image's change event twice when one image replaces another: the tabs listen to the visitor's
+    input and to the examples instead, so each new photo, replacement or example is one request, and the × empties the
+    outputs without an error."""
+    from conftest import synthetic_faces
+    from PIL import Image
+
+    from dlhub.sign_drawings import draw_sign
+
+    page.get_by_role("tab", name=tab).click()
+    photos = [tmp_path / f"photo{i}.png" for i in range(2)]
+    for i, path in enumerate(photos):
+        (draw_sign(17 - 3 * i, 96, seed=i) if "signs" in box else Image.fromarray(synthetic_faces(1, 96, seed=i)[0]))\
+            .save(path)
+    joins = []
+
+    def count(request):
+        if "/queue/join" in request.url:
+            joins.append(request.url)
+
+    page.on("request", count)
+    actions = [lambda: page.locator(f"{box} input[type=file]").set_input_files(str(photos[0])),
+               lambda: page.locator(f"{box} input[type=file]").set_input_files(str(photos[1])),  # a replacement
+               lambda: page.locator(f"{box} button[aria-label='Remove Image']").click(),
+               lambda: page.locator("button.gallery-item:visible, tr.tr-body:visible").first.click()]
+    for action in actions:
+        joins.clear()
+        action()
+        page.wait_for_timeout(4000)  # a second request for the same action would have been sent by now
+        assert len(joins) == 1, (tab, len(joins))
+        no_errors(page)
+    page.remove_listener("request", count)
+    close_toasts(page)
+
+
 def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, tmp_path):
     import numpy as np
 

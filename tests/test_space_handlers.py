@@ -91,6 +91,13 @@ def test_label_outside_unit_interval_warns():
         exercises.explain("1", "1", "3", "0.1", *["0.1"] * 9)
 
 
+@pytest.mark.parametrize("lr", ["0", "-1"])
+def test_learning_rate_not_above_zero_warns(lr):
+    with pytest.warns(UserWarning, match="learning rate lr must be above 0"):
+        out = exercises.explain("1", "2", "0", lr, *["0.1"] * 9)
+    assert out == ""
+
+
 def test_z_view_plots_n_compositions_and_explains_that_n():
     fig, text = exercises.z_view(1000)
     assert "z composed 1000 times" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -187,7 +194,20 @@ def test_signs_tab_top5_view_and_grad_cam(tmp_path):
     probabilities, seen, cam, note = signs.classify(str(path))
     assert len(probabilities) == 5 and Image.open(seen).size == (signs.SHOWN, signs.SHOWN)
     assert Image.open(cam).height == signs.SHOWN and Image.open(cam).width > signs.SHOWN  # the colour scale beside it
-    assert "Grad-CAM" in note and "label smoothing" in note
+    assert "Grad-CAM" in note and "label smoothing" in note and "Not sure" not in note
+
+
+def test_signs_tab_says_when_a_photo_may_not_be_a_sign(tmp_path):
+    from conftest import synthetic_faces
+
+    from dlhub.space import signs
+
+    path = tmp_path / "face.png"
+    Image.fromarray(synthetic_faces(1, 96)[0]).save(path)
+    probabilities, _, _, note = signs.classify(str(path))
+    assert max(probabilities.values()) < signs.UNSURE
+    assert note.startswith(f"**Not sure this is a traffic sign:** the top class has only "
+                           f"{max(probabilities.values()):.0%}")
 
 
 def test_grad_cam_leaves_no_hook_and_matches_a_hooked_reference(tmp_path):

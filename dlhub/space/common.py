@@ -78,6 +78,17 @@ def handler(fn):
     return wrapped
 
 
+def on_new_input(component, examples: gr.Examples, fn, inputs: list, outputs: list, *, api_name: str, **kwargs):
+    """Run `fn` once each time a visitor puts something new in `component` (an upload, the webcam, a paste, the ×:
+    its `input` event) or picks one of `examples` (after they are loaded into the inputs), and empty the outputs when
+    it fails. Not `.change`: Gradio 6 fires an image's change event twice when one image replaces another, so every
+    replacement ran the model twice and showed its message twice. `api_name` names the first event only."""
+    typed = component.input(fn, inputs, outputs, api_name=api_name, **kwargs)
+    picked = examples.load_input_event.then(fn, inputs, outputs, api_visibility="undocumented", **kwargs)
+    for event in (typed, picked):
+        clear_on_failure(event, outputs)
+
+
 def clear_on_failure(event, outputs: list) -> None:
     """When `event` fails, empty its outputs: a message never stands beside the previous request's results."""
     event.failure(lambda: [None] * len(outputs) if len(outputs) > 1 else None, None, outputs,

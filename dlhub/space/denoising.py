@@ -14,7 +14,7 @@ from dlhub.metrics import psnr
 from dlhub.metrics.intervals import estimate
 from dlhub.space import models
 from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file,
-                                open_image, user_error)
+                                on_new_input, open_image, user_error)
 
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
@@ -131,15 +131,17 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     # the model is the last input, with a default: callers of /denoise with the first four still get an answer
     inputs = [image, sigma, seed, already_noisy, choice.value]
     outputs = [clean_out, noisy_out, denoised_out, summary]
-    # an example fills the inputs; their change events denoise it with the model chosen
-    gr.Examples(examples(), inputs[:-1])
-    clear_on_failure(image.change(handler(run), inputs, outputs, show_progress="minimal", api_name="denoise",
-                                  concurrency_limit=CONCURRENCY, concurrency_id="denoise"), outputs)
+    # an example fills the four inputs and is denoised once, with the model chosen; a photo removed (×) empties the
+    # outputs without a message. The controls' input events: only a visitor's own change reruns (an example sets them)
+    picks = gr.Examples(examples(), inputs[:-1])
+    on_new_input(image, picks, handler(lambda im, *rest: run(im, *rest) if im is not None else (None,) * 4), inputs,
+                 outputs, api_name="denoise", show_progress="minimal", concurrency_limit=CONCURRENCY,
+                 concurrency_id="denoise")
     rerun = lambda im, *rest: run(im, *rest) if im is not None else gr.skip()  # noqa: E731
     for control in (sigma, seed, already_noisy):
-        clear_on_failure(control.change(handler(rerun), inputs, outputs, show_progress="hidden",
-                                        trigger_mode="always_last", api_visibility="undocumented",
-                                        concurrency_id="denoise"), outputs)
+        clear_on_failure(control.input(handler(rerun), inputs, outputs, show_progress="hidden",
+                                       trigger_mode="always_last", api_visibility="undocumented",
+                                       concurrency_id="denoise"), outputs)
     choice.on_change(rerun, inputs[:-1], outputs, concurrency_id="denoise")
     # no noise is added to a photo that is already noisy: σ and the seed do not apply
     already_noisy.change(lambda noisy: [gr.update(interactive=not noisy)] * 2, [already_noisy], [sigma, seed],

@@ -66,6 +66,10 @@ def explain(x1, x2, y, lr, *weights) -> str:
     if not 0 <= numbers["y"] <= 1:
         user_warning(f"The label y must lie in [0, 1] for the cross-entropy; got {_fmt(numbers['y'])}.")
         return ""
+    if numbers["lr"] <= 0:  # a step of lr ≤ 0 does not descend: the answer to 1.3 would not hold
+        user_warning(f"The learning rate lr must be above 0 (SGD moves each weight against its gradient by lr times "
+                     f"it); got {_fmt(numbers['lr'])}.")
+        return ""
     w = {k: numbers[k] for k in COURSE_WEIGHTS}
     step = mlp_step(numbers["x1"], numbers["x2"], numbers["y"], numbers["lr"], w)
     auto = mlp_autograd(numbers["x1"], numbers["x2"], numbers["y"], w)

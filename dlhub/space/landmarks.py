@@ -13,7 +13,7 @@ from dlhub.data.landmarks import CONTOURS
 from dlhub.metrics.intervals import estimate
 from dlhub.space import models
 from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file,
-                                open_image, user_warning)
+                                on_new_input, open_image, user_warning)
 
 TITLE = "Face landmarks"
 MAX_SIDE = 2048  # larger photos are scaled down first (a face of 100 px is plenty for the model)
@@ -118,7 +118,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
                 points = gr.Checkbox(True, label="points")
                 lines = gr.Checkbox(True, label="contour lines")
                 boxes = gr.Checkbox(False, label="face boxes")
-            gr.Examples(examples(), [photo])
+            picks = gr.Examples(examples(), [photo])
         with gr.Column():
             drawn = gr.Image(label="landmarks", interactive=False, height=360, elem_id="landmarks-output")
             summary = gr.Markdown(elem_id="landmarks-summary")
@@ -132,8 +132,8 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     nothing = (None, [], None, None, "")
     answer = handler(lambda photo, points, lines, boxes, model: run(photo, points, lines, boxes, model) if photo
                      else nothing)
-    clear_on_failure(photo.change(answer, inputs, outputs, api_name="face_landmarks", concurrency_limit=CONCURRENCY,
-                                  concurrency_id="landmarks"), outputs)
+    on_new_input(photo, picks, answer, inputs, outputs, api_name="face_landmarks", concurrency_limit=CONCURRENCY,
+                 concurrency_id="landmarks")
     for toggle in (points, lines, boxes):
         clear_on_failure(toggle.change(answer, inputs, outputs, api_visibility="undocumented",
                                        concurrency_id="landmarks"), outputs)

@@ -69,6 +69,8 @@ MEASURED, REPORTED = "measured by the project", "reported by the uploader"
 COLUMNS = ["model", "from", "main metric", "parameters", "last modified", "downloads", "likes", "results",
            "card", "results (metric — dataset, split: value)"]
 DATATYPES = ["str", "str", "number", "number", "str", "number", "number", "str", "markdown", "markdown"]
+# wide enough for each header on one line (unset, the results column took the width and "likes" wrapped letter by letter)
+COLUMN_WIDTHS = ["130px", "90px", "120px", "115px", "105px", "100px", "60px", "110px", "55px", "330px"]
 MAX_RESULTS_SHOWN, MAX_CARD_TEXT = 12, 80  # of a card's model-index, in a row
 TAB_TITLES: dict[str, str] = {}  # task → the title of the tab that answers with its models (filled by ModelChoice)
 
@@ -481,8 +483,9 @@ def _row(task: str, listed: ListedModel) -> list:
     modified = listed.last_modified.strftime("%Y-%m-%d") if listed.last_modified else ""
     card = f"[card]({listed.url})" if listed.url else ""
     by = (MEASURED if measured(listed) else REPORTED) if listed.results else ""
-    return [key, where, main_metric(task, listed), listed.parameters, modified, listed.downloads, listed.likes, by,
-            card, "<br>".join(lines)]
+    metric = main_metric(task, listed)  # 4 significant digits, as the cards' results beside it
+    return [key, where, None if metric is None else float(f"{metric:.4g}"), listed.parameters, modified,
+            listed.downloads, listed.likes, by, card, "<br>".join(lines)]
 
 
 def list_models(task: str = "signs", sort: str = "main metric"):
@@ -643,7 +646,7 @@ def build(demo: gr.Blocks, choices: dict[str, ModelChoice], tabs: gr.Tabs, tab_i
         sort = gr.Radio(SORTS, value="main metric", label="sort by", elem_id="models-sort")
     note = gr.Markdown(elem_id="models-note")
     table = gr.Dataframe(headers=COLUMNS, datatype=DATATYPES, interactive=False, wrap=True, elem_id="models-table",
-                         label="models", max_height=600)
+                         label="models", max_height=600, column_widths=COLUMN_WIDTHS)
     picked = gr.State(None)
     gr.Markdown(limits_note(), elem_id="models-limits")
     gr.on([demo.load, task.change, sort.change], handler(list_models), [task, sort], [table, note],
