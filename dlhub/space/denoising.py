@@ -92,6 +92,11 @@ def answered_by(m) -> str:
     return f"{models.answered_by(m)}, a `{m.arch}` autoencoder (at the photo's own resolution)"
 
 
+def run_or_clear(path: str | None, sigma: float, seed, already_noisy: bool, model: str | None = models.DEFAULT):
+    """/denoise as the tab calls it: `run`, and no image (the photo removed) empties the outputs without a message."""
+    return (None,) * 4 if path is None else run(path, sigma, seed, already_noisy, model)
+
+
 def describe(m, metrics: dict) -> str:
     low, high = m.noise_std
     trained = f"σ from {low:g} to {high:g}" if high > low else f"σ = {low:g}"
@@ -134,9 +139,8 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     # an example fills the four inputs and is denoised once, with the model chosen; a photo removed (×) empties the
     # outputs without a message. The controls' input events: only a visitor's own change reruns (an example sets them)
     picks = gr.Examples(examples(), inputs[:-1])
-    on_new_input(image, picks, handler(lambda im, *rest: run(im, *rest) if im is not None else (None,) * 4), inputs,
-                 outputs, api_name="denoise", show_progress="minimal", concurrency_limit=CONCURRENCY,
-                 concurrency_id="denoise")
+    on_new_input(image, picks, handler(run_or_clear), inputs, outputs, api_name="denoise", show_progress="minimal",
+                 concurrency_limit=CONCURRENCY, concurrency_id="denoise")
     rerun = lambda im, *rest: run(im, *rest) if im is not None else gr.skip()  # noqa: E731
     for control in (sigma, seed, already_noisy):
         clear_on_failure(control.input(handler(rerun), inputs, outputs, show_progress="hidden",

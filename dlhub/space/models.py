@@ -483,9 +483,8 @@ def _row(task: str, listed: ListedModel) -> list:
     modified = listed.last_modified.strftime("%Y-%m-%d") if listed.last_modified else ""
     card = f"[card]({listed.url})" if listed.url else ""
     by = (MEASURED if measured(listed) else REPORTED) if listed.results else ""
-    metric = main_metric(task, listed)  # 4 significant digits, as the cards' results beside it
-    return [key, where, None if metric is None else float(f"{metric:.4g}"), listed.parameters, modified,
-            listed.downloads, listed.likes, by, card, "<br>".join(lines)]
+    return [key, where, main_metric(task, listed), listed.parameters, modified, listed.downloads, listed.likes, by,
+            card, "<br>".join(lines)]
 
 
 def list_models(task: str = "signs", sort: str = "main metric"):
