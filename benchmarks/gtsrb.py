@@ -6,6 +6,10 @@
 Throughput: batches of --batch_size random images through the network (no preprocessing). Latency: one PIL image
 through `model.predict` (preprocessing included) for the bundled model, and one tensor through resnet18.
 The resnet18 is randomly initialised: its weights do not change its speed.
+
+The Space answers "Not sure this is a traffic sign" when the top probability is under `dlhub.signs.UNSURE`: how often
+that happens to GTSRB's signs (validation, where it was chosen, and test) and to whole face photos that are no sign
+(HELEN's test photos, --photos-dir), with 95% Wilson intervals.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import timm
 import torch
 
 import dlhub
+from dlhub.metrics.intervals import proportion_fields
+from dlhub.signs import UNSURE
 from timing import Report, add_card_argument, latency_ms, throughput  # benchmarks/timing.py (run from its folder)
 from dlhub.sign_drawings import draw_sign
 
@@ -35,6 +41,40 @@ def test_accuracy(model, data_dir: str, batch_size: int) -> dict:
     return {"test_images": len(labels), "test_accuracy": float((predicted == labels).float().mean())}
 
 
+def unsure_rule(model, data_dir: str, photos_dir: str, batch_size: int) -> dict:
+    """How the tab's "Not sure" rule (top probability under UNSURE) splits real inputs: each GTSRB split's signs
+    (the share answered "Not sure", and the accuracy on the others), and whole photos that are not signs, each opened
+    as the Space opens an upload and sent through `predict`."""
+    from dlhub.cache import CACHE_DIR
+    from dlhub.data.gtsrb import load_gtsrb, to_tensors
+    from dlhub.space.common import open_image
+
+    found, data = {"unsure_below": UNSURE}, load_gtsrb(data_dir)
+    for split in ("validation", "test"):
+        images, labels = to_tensors(data[split], model.input_size, CACHE_DIR / "gtsrb")
+        with torch.inference_mode():
+            top, predicted = torch.cat([torch.softmax(model(images[i:i + batch_size].float() / 255), 1)
+                                        for i in range(0, len(images), batch_size)]).max(1)
+        sure = top >= UNSURE
+        right = int((predicted == labels)[sure].sum())
+        found[f"{split}_signs_unsure"] = float((~sure).float().mean())
+        found.update(proportion_fields(f"{split}_signs_unsure", int((~sure).sum()), len(labels)))
+        found[f"{split}_accuracy_when_sure"] = right / int(sure.sum())
+        found.update(proportion_fields(f"{split}_accuracy_when_sure", right, int(sure.sum())))
+    photos = sorted(Path(photos_dir).glob("*.jpg")) if Path(photos_dir).is_dir() else []
+    if photos:
+        tops = [max(model.predict([open_image(str(path)).convert("RGB")])[0].values()) for path in photos]
+        unsure = sum(top < UNSURE for top in tops)
+        found["photos_unsure"] = unsure / len(tops)
+        found.update(proportion_fields("photos_unsure", unsure, len(tops)))
+    return found
+
+
+def share(results: dict, key: str) -> str:
+    low, high = results[f"{key}_ci95"]
+    return f"{results[key]:.1%} (95% CI {low:.1%}–{high:.1%}, n = {results[f'{key}_n']:,})"
+
+
 def main() -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="a model folder or Hub repo id (default: dlhub.load('signs'))")
@@ -43,6 +83,10 @@ def main() -> dict:
     p.add_argument("--repeats", type=int, default=100)
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "gtsrb"),
                    help="GTSRB with its official Test/ (for the accuracy column; skipped when absent)")
+    p.add_argument("--photos-dir", default=str(ROOT.parent / "shared" / "data" / "landmarks" / "helen" / "testset"),
+                   help="whole photos that are not traffic signs (*.jpg; default HELEN's test faces) for the 'Not "
+                        "sure' rule (skipped when absent)")
+    p.add_argument("--photos-name", default="HELEN's test photos: faces, no sign", help="those photos in the report")
     p.add_argument("--json", default=None)
     add_card_argument(p)
     args = p.parse_args()
@@ -70,6 +114,7 @@ def main() -> dict:
     results["latency_ratio"] = results["resnet18_latency_ms"] / results["ours_latency_ms"]
     if Path(args.data_dir).is_dir():
         results.update(test_accuracy(ours, args.data_dir, args.batch_size))
+        results.update(unsure_rule(ours, args.data_dir, args.photos_dir, args.batch_size))
     report(f"Traffic signs, {size}×{size} input, {results['threads']} CPU threads, batch {args.batch_size}\n")
     report("| model | parameters | throughput (images/s) | latency, one image (ms, median / p95) |")
     report("|---|---|---|---|")
@@ -81,6 +126,16 @@ def main() -> dict:
           f"latency ratio (resnet18 / ours): {results['latency_ratio']:.2f}×")
     if "test_accuracy" in results:
         report(f"official test set ({results['test_images']:,} images): accuracy {results['test_accuracy']:.4f}")
+    if "test_signs_unsure" in results:
+        report(f"\n*Not sure this is a traffic sign* (top probability under {UNSURE:g}, the Space's note):\n")
+        report("| input | answered \"Not sure\" | accuracy of the other answers |\n|---|---|---|")
+        for split, name in (("validation", "GTSRB validation signs (the rule was chosen here)"),
+                            ("test", "GTSRB official test signs")):
+            report(f"| {name} | {share(results, f'{split}_signs_unsure')} | "
+                   f"{share(results, f'{split}_accuracy_when_sure')} |")
+        if "photos_unsure" in results:
+            report(f"| {args.photos_name} | "
+                   f"{share(results, 'photos_unsure')} | – |")
     return report.finish(args.card, args.json, results)
 
 

@@ -14,6 +14,10 @@ from torch import nn
 from dlhub.data.gtsrb import SIGN_NAMES
 from dlhub.modeling import HubModel, check_pil_images, rgb_batch
 
+# a top probability under this says the photo may not be a traffic sign (the Space answers "Not sure"): chosen on the
+# validation signs; benchmarks/gtsrb.py measures how it splits GTSRB's signs and whole face photos (the signs card)
+UNSURE = 0.4
+
 
 class ConvBlock(nn.Module):
     """conv → norm → activation → conv → norm → activation (+ residual, 1×1 projection when widths differ),

@@ -129,7 +129,7 @@ def test_voice_commands_tab(client, files, case, expected):
 
 
 def test_regression_and_exercise_tabs(client, files, space):
-    status, answer = call(client, "/load_data", files["fake_npz"], None)
+    status, answer = call(client, "/load_regression_file", files["fake_npz"])
     assert status == "error" and "npz" in answer.lower(), answer
     status, answer = call(client, "/regression_refit", -5.0)
     assert status == "error" and "minimum value" in answer, answer  # Gradio checks the slider's range

@@ -211,12 +211,16 @@ def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, 
 
     page.goto(space_url)
     page.locator("#fit-summary").get_by_text("OLS validation MSE").wait_for(timeout=60_000)
+    page.locator("#train-summary").get_by_text("test accuracy").first.wait_for(timeout=120_000)
     bad = tmp_path / "Task1_1.npz"
     np.savez(bad, X_trn=np.ones((3, 1)))
     page.locator("#regression-file input[type=file]").set_input_files(str(bad))
     error = page.locator(".toast-body.error")
     error.first.wait_for(timeout=30_000)
     assert "missing keys ['Y_trn', 'X_val', 'Y_val']" in error.first.inner_text()
+    page.wait_for_timeout(1000)  # part 1.1 is emptied; part 1.2 (the other file) keeps its answer
+    assert page.locator("#fit-summary").inner_text().strip() == ""
+    assert "test accuracy" in page.locator("#train-summary").inner_text()
     number = page.locator("#sigma-slider input[type=number]")  # the server still answers
     number.fill("12")
     number.press("Enter")

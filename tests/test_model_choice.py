@@ -156,7 +156,7 @@ def sign(tmp_path_factory):
 def test_the_regression_tab_says_which_model_it_compares_with(task1_dir):
     from dlhub.space import regression
 
-    data = regression.load_data(str(task1_dir / "Task1_1.npz"), None)
+    data = regression.load_regression_file(str(task1_dir / "Task1_1.npz"))
     fig, _, summary = regression.refit(data, 40.0, "bundled")
     assert "*Model: the bundled checkpoint `checkpoints/regression` (σ = " in summary
     assert "its fit is drawn beside this one" in summary

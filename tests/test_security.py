@@ -381,13 +381,13 @@ def test_forty_distinct_repos_in_a_row_leave_the_disk_under_its_caps_and_memory_
 @pytest.mark.slow
 def test_an_npz_bomb_is_refused_before_it_is_unpacked(guarded, face, tmp_path):
     before = rss_mb(guarded.pid)
-    status, message = answer(guarded, str(npz_bomb(tmp_path / "Task1_1.npz", 400 * MB)), None,
-                             api_name="/load_data")
+    status, message = answer(guarded, str(npz_bomb(tmp_path / "Task1_1.npz", 400 * MB)),
+                             api_name="/load_regression_file")
     assert status == "error" and message == ("Task1_1.npz unpacks to 400 MB, more than the 50 MB this accepts: the "
                                              "course's files take a few kB."), message
     (tmp_path / "claims").mkdir()
     claims = npz_claiming(tmp_path / "claims" / "Task1_1.npz", 10**11)
-    status, message = answer(guarded, str(claims), None, api_name="/load_data")
+    status, message = answer(guarded, str(claims), api_name="/load_regression_file")
     assert status == "error" and message == "Task1_1.npz: X_trn declares more data than it holds.", message
     assert rss_mb(guarded.pid) - before < 100
     still_up(guarded, face)

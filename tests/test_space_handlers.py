@@ -24,8 +24,9 @@ def test_refit_rejects_bad_sigma(sigma):
 
 
 def test_uploaded_files_replace_the_example(task1_dir):
-    data = regression.load_data(str(task1_dir / "Task1_1.npz"), None)
-    assert data["uploaded"] and "Task1_1.npz" in data["name"]
+    data = regression.load_regression_file(str(task1_dir / "Task1_1.npz"))
+    assert regression.data_name(data, "reg") == "uploaded Task1_1.npz"
+    assert regression.data_name(data, "clf") == regression.EXAMPLE
     assert np.array_equal(data["reg"]["X_trn"], np.load(task1_dir / "Task1_1.npz")["X_trn"].reshape(-1))
     fig, _, summary = regression.refit(data, 40.0)
     assert "uploaded Task1_1.npz" in summary
@@ -36,7 +37,25 @@ def test_bad_upload_is_a_gr_error(tmp_path):
     bad = tmp_path / "Task1_1.npz"
     np.savez(bad, X_trn=np.ones((3, 1)))
     with pytest.raises(gr.Error, match="missing keys"):
-        regression.load_data(str(bad), None)
+        regression.load_regression_file(str(bad))
+
+
+def test_each_file_fills_its_own_part_and_a_bad_one_changes_nothing(task1_dir, tmp_path):
+    data = regression.load_classification_file(str(task1_dir / "Task1_2.npz"))
+    (tmp_path / "bad").mkdir()
+    bad = tmp_path / "bad" / "Task1_1.npz"
+    np.savez(bad, X_trn=np.ones((3, 1)))
+    with pytest.raises(gr.Error, match="missing keys"):
+        regression.load_regression_file(str(bad), data)
+    assert regression.data_name(data, "clf") == "uploaded Task1_2.npz"
+    assert regression.data_name(data, "reg") == regression.EXAMPLE
+    data = regression.load_regression_file(str(task1_dir / "Task1_1.npz"), data)
+    assert regression.data_name(data, "clf") == "uploaded Task1_2.npz"
+    assert regression.data_name(data, "reg") == "uploaded Task1_1.npz"
+    data = regression.load_classification_file(None, data)  # the file removed: back to example data for 1.2 only
+    assert regression.data_name(data, "clf") == regression.EXAMPLE
+    assert np.array_equal(data["clf"]["X_train"], regression.example_data()["clf"]["X_train"])
+    assert regression.data_name(data, "reg") == "uploaded Task1_1.npz"
 
 
 def test_choose_sigma_is_within_the_slider_and_says_so():
@@ -182,7 +201,8 @@ def test_denoising_bad_images(tmp_path):
     with pytest.raises(gr.Error, match="not an image that can be read"):
         denoising.run(str(tmp_path / "fake.png"), 0.2, 0, False)
     *_, text = denoising.run(face_image(shape=(2000, 1000)), 0.2, 0, False)
-    assert "Scaled from 2000×1000 to 512×256 px" in text
+    assert "Scaled from 2000×1000 to 512×256 px" in text and "own resolution" not in text  # one size, said once
+    assert "own resolution" in denoising.run(face_image(shape=(200, 100)), 0.2, 0, False)[-1]
 
 
 def test_signs_tab_top5_view_and_grad_cam(tmp_path):
@@ -408,12 +428,12 @@ def test_an_npz_that_would_unpack_to_too_much_is_refused_before_it_is_read(tmp_p
     bomb = npz_bomb(tmp_path / "Task1_1.npz", 400 * 2**20)
     assert bomb.stat().st_size < 4 * 2**20
     with pytest.raises(gr.Error) as refused:
-        regression.load_data(str(bomb), None)
+        regression.load_regression_file(str(bomb))
     assert refused.value.message == ("Task1_1.npz unpacks to 400 MB, more than the 50 MB this accepts: the course's "
                                      "files take a few kB.")
     (tmp_path / "claims").mkdir()
     with pytest.raises(gr.Error) as refused:
-        regression.load_data(None, str(npz_claiming(tmp_path / "claims" / "Task1_2.npz", 10**11)))
+        regression.load_classification_file(str(npz_claiming(tmp_path / "claims" / "Task1_2.npz", 10**11)))
     assert refused.value.message == "Task1_2.npz: X_trn declares more data than it holds."
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100_000  # kB
 

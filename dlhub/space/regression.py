@@ -50,32 +50,55 @@ def model_name(m) -> str:
         (m.origin.repo_id or m.origin.folder_name or "model")
 
 
+EXAMPLE = "example data (generated in the course's layout)"
+# each part of the tab (1.1, 1.2) and the reader of the file a visitor may upload for it: a file fills its own part only
+READERS = {"reg": read_regression_npz, "clf": read_classification_npz}
+
+
 def example_data() -> dict:
+    """Both parts on example data: {"reg": arrays, "clf": arrays, "sources": {part: uploaded file's name}}."""
     reg, clf = make_task1_example(seed=0)
-    return {"name": "example data (generated in the course's layout)",
-            "reg": {k: v.reshape(-1) for k, v in reg.items()},
+    return {"reg": {k: v.reshape(-1) for k, v in reg.items()},
             "clf": {"X_train": clf["arr_0"], "X_test": clf["arr_1"], "y_train": clf["arr_2"].reshape(-1),
-                    "y_test": clf["arr_3"].reshape(-1)}}
+                    "y_test": clf["arr_3"].reshape(-1)},
+            "sources": {}}
 
 
-def load_data(regression_file, classification_file) -> dict:
-    data = example_data()
-    names = []
-    try:
-        if regression_file:
-            data["reg"] = read_regression_npz(regression_file)
-            names.append(Path(regression_file).name)
-        if classification_file:
-            data["clf"] = read_classification_npz(classification_file)
-            names.append(Path(classification_file).name)
-    except DLHubError as err:
-        message = without_paths(str(err))
-        raise user_error(message if message.endswith(".") else f"{message}.") from None
-    if names:
-        data["name"] = "uploaded " + " and ".join(names) + (" (example data for the other part)" if
-                                                             len(names) == 1 else "")
-    data["uploaded"] = bool(names)
+def load_part(part: str, path: str | None, data: dict | None) -> dict:
+    """`data` with one part ("reg" or "clf") read from the upload at `path`, or back on example data when the upload
+    was removed; the other part keeps what it shows. A bad file is a gr.Error naming it, and changes nothing."""
+    data = dict(data or example_data())
+    data["sources"] = dict(data.get("sources", {}))
+    if path:
+        try:
+            data[part] = READERS[part](path)
+        except DLHubError as err:
+            message = without_paths(str(err))
+            raise user_error(message if message.endswith(".") else f"{message}.") from None
+        data["sources"][part] = Path(path).name
+    else:
+        data[part] = example_data()[part]
+        data["sources"].pop(part, None)
     return data
+
+
+def load_regression_file(path: str | None, data: dict | None = None) -> dict:
+    """An upload of Task1_1.npz (X_trn, Y_trn, X_val, Y_val): part 1.1's data."""
+    return load_part("reg", path, data)
+
+
+def load_classification_file(path: str | None, data: dict | None = None) -> dict:
+    """An upload of Task1_2.npz (arr_0 … arr_3): part 1.2's data."""
+    return load_part("clf", path, data)
+
+
+def uploaded(data: dict, part: str) -> bool:
+    return part in data.get("sources", {})
+
+
+def data_name(data: dict, part: str) -> str:
+    """Where a part's data came from, for its summary."""
+    return f"uploaded {data['sources'][part]}" if uploaded(data, part) else EXAMPLE
 
 
 def _key(*arrays) -> str:
@@ -123,16 +146,16 @@ def refit(data: dict, sigma: float, model: str | None = models.DEFAULT):
     r = data["reg"]
     fit = irls(r["X_trn"], r["Y_trn"], r["X_val"], r["Y_val"], float(sigma))
     reference = {}
-    if data.get("uploaded"):
+    if uploaded(data, "reg"):
         reference = {f"{model_name(chosen_model)} (σ = {chosen_model.sigma:.3g})": chosen_model.weights()["robust"]}
     chosen = data.get("chosen_sigma")
     if chosen is not None and abs(float(sigma) - chosen) < 1e-9:
         how = "chosen on this data's validation set"
-    elif not data.get("uploaded") and abs(float(sigma) - default_sigma()) < 1e-9:
+    elif not uploaded(data, "reg") and abs(float(sigma) - default_sigma()) < 1e-9:
         how = "the bundled model's, chosen on the course's data, not on this data: press *Choose σ*"
     else:
         how = "set by hand; *Choose σ* picks it on this data's validation set"
-    summary = (f"**{data['name']}**: {len(r['X_trn'])} training and {len(r['X_val'])} validation samples.  \n"
+    summary = (f"**{data_name(data, 'reg')}**: {len(r['X_trn'])} training and {len(r['X_val'])} validation samples.  \n"
                f"OLS validation MSE **{fit.val_mse[0]:.5f}**; reweighted (σ = {fit.sigma:.4g}, kept iteration "
                f"{fit.best_iteration} of {len(fit.val_mse) - 1}) **{fit.val_mse[fit.best_iteration]:.5f}**.  \n"
                f"σ = {fit.sigma:.4g} is {how}.  \n"
@@ -167,11 +190,11 @@ def train(data: dict, model: str | None = models.DEFAULT, progress=gr.Progress()
     plain, decayed = logistic_runs(c["X_train"], c["y_train"], c["X_test"], c["y_test"],
                                    on_progress=lambda f: progress(f, desc=f"gradient descent, 2 × {EPOCHS:,} epochs"))
     classifiers = {f"lr decay {DECAY}": decayed.weights, "constant lr": plain.weights}
-    if data.get("uploaded"):
+    if uploaded(data, "clf"):
         classifiers[model_name(chosen_model)] = chosen_model.weights()["logistic_decay"]
     rows = "\n".join(f"| {name} | {fit.history['train_accuracy'][-1]:.4f} | {fit.history['test_accuracy'][-1]:.4f} |"
                      for name, fit in (("constant lr 1.0", plain), (f"lr ← (1 − {DECAY})·lr", decayed)))
-    summary = (f"**{data['name']}**: {len(c['X_train'])} training and {len(c['X_test'])} test points; features "
+    summary = (f"**{data_name(data, 'clf')}**: {len(c['X_train'])} training and {len(c['X_test'])} test points; features "
                f"[x1, x2, x1², x2², x1·x2, 1], lr {LR}, {EPOCHS:,} epochs, seed 0.\n\n"
                f"| run | train accuracy | test accuracy |\n|---|---|---|\n{rows}")
     if plain.history["test_accuracy"][-1] == decayed.history["test_accuracy"][-1]:
@@ -301,14 +324,17 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     choose.click(choose_, [data], [sigma, data], api_name="choose_sigma",
                  concurrency_limit=CONCURRENCY["choose"]).success(
         refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
-    for upload in (regression_file, classification_file):
-        loaded = upload.change(handler(load_data), [regression_file, classification_file], [data],
-                               api_visibility="undocumented")
-        clear_on_failure(loaded, fit_outputs + train_outputs)
-        loaded.success(choose_, [data], [sigma, data], api_visibility="undocumented").success(
-            refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented").success(
-            train_, [data, model_choice], train_outputs, api_visibility="undocumented",
-            concurrency_id="regression_train")
+    # each file fills its own part: a bad one empties only that part's outputs, and the other part keeps working
+    loaded = regression_file.change(handler(load_regression_file), [regression_file, data], [data],
+                                    api_visibility="undocumented")
+    clear_on_failure(loaded, fit_outputs)
+    loaded.success(choose_, [data], [sigma, data], api_visibility="undocumented").success(
+        refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
+    loaded = classification_file.change(handler(load_classification_file), [classification_file, data], [data],
+                                        api_visibility="undocumented")
+    clear_on_failure(loaded, train_outputs)
+    loaded.success(train_, [data, model_choice], train_outputs, api_visibility="undocumented",
+                   concurrency_id="regression_train")
     # a model chosen: its figures, and both parts again (its fits are drawn beside uploaded data's)
     choice.on_change(after_choice, [data, sigma], fit_outputs + train_outputs + slots,
                      concurrency_id="regression_train")

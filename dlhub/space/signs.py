@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from dlhub.metrics.intervals import estimate
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
+from dlhub.signs import UNSURE
 from dlhub.space import models
 from dlhub.space.common import CheckedImage, example_file, handler, image_file, on_new_input, open_image
 
@@ -61,9 +62,6 @@ def classify(path: str | None, model: str | None = models.DEFAULT):
             note)
 
 
-# a top probability under this says the photo may not be a sign: on 1,500 GTSRB validation signs (bundled model) 0.8 %
-# scored under 0.4 (and every sign above it was right), against 98.5 % of 200 HELEN face photos
-UNSURE = 0.4
 CONFIDENCE_NOTE = ("*The top class rarely shows more than about 90 %: the model was trained with label smoothing "
                    "(0.1), which asks it to keep some probability for the other 42 classes. Read the bars as a "
                    "ranking; the test accuracy above says how often the top class is right.*")
