@@ -133,6 +133,8 @@ def test_regression_and_exercise_tabs(client, files, space):
     assert status == "error" and "npz" in answer.lower(), answer
     status, answer = call(client, "/regression_refit", -5.0)
     assert status == "error" and "minimum value" in answer, answer  # Gradio checks the slider's range
+    assert call(client, "/z_composed", 0)[0] == "error"  # and so does the exercises' slider
+    assert "Traceback" not in space[1].read_text()  # refused as the visitor's error, not logged as a bug
     status, answer = call(client, "/mlp_exercise", "one", "1", "1", "0.1", *["0.1"] * 9)
     assert status == "ok" and answer == "", answer  # the old result is cleared, and a warning names the bad entry:
     warning = "Not a finite number: x1 = 'one'. Type a number such as 0.4 or -1e-2."

@@ -453,3 +453,18 @@ def test_a_recording_without_a_duration_is_decoded_only_to_the_cap(tmp_path):
     assert duration == pytest.approx(600, abs=0.1) and len(x) == pytest.approx(600 * rate, abs=rate)
     _, verdict, _ = commands.recognise(str(recording))
     assert "The recording is longer than 60 s: only its first 60 s were analysed." in verdict
+
+
+def test_commands_tab_hides_the_top_class_heading_while_not_sure():
+    """gr.Label shows its top class in bold above the bars: while the answer is "Not sure", that would read as the
+    answer, so it is hidden; every change of the verdict sets it."""
+    from dlhub.space import build_demo, commands
+
+    assert commands.label_heading("### Not sure: perhaps **up**\n\nAnswered by …").show_heading is False
+    assert commands.label_heading("### Heard: **up**").show_heading is True
+    assert commands.label_heading(commands.NOT_A_COMMAND).show_heading is True
+    assert commands.label_heading(None).show_heading is True  # an emptied answer
+    demo = build_demo(["commands"])
+    ids = lambda blocks: [getattr(b, "elem_id", None) for b in blocks]  # noqa: E731
+    wired = [fn for fn in demo.fns.values() if ids(fn.inputs) == ["commands-verdict"]]
+    assert [ids(fn.outputs) for fn in wired] == [["commands-label"]] and wired[0].fn is commands.label_heading

@@ -157,6 +157,12 @@ def recognise(path: str | None, model: str | None = models.DEFAULT):
     return scores, verdict + answered, plot_heard(x, detections, chosen, spectrogram)
 
 
+def label_heading(verdict: str | None):
+    """The top-3 box's bold heading (its top class) is hidden while the answer is "Not sure": the heading would read
+    as the answer."""
+    return gr.Label(show_heading=not (verdict or "").startswith("### Not sure"))
+
+
 def top_label(detection: dict) -> str:
     return next(iter(detection["scores"]))
 
@@ -253,6 +259,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
                                       concurrency_id="commands"), outputs)
     choice.on_change(lambda path, model: recognise(path, model) if path else gr.skip(), [recording], outputs,
                      concurrency_id="commands")
+    verdict.change(label_heading, [verdict], [label], queue=False, api_visibility="private")  # every way an answer comes
     with gr.Accordion("Continuous: speak and watch the commands appear", open=False):
         with gr.Row():
             stream = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone (streaming)")

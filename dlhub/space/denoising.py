@@ -13,8 +13,8 @@ from dlhub.denoise import add_noise
 from dlhub.metrics import psnr
 from dlhub.metrics.intervals import estimate
 from dlhub.space import models
-from dlhub.space.common import (CheckedImage, clear_on_failure, example_file, fit_within, handler, image_file,
-                                on_new_input, open_image, user_error)
+from dlhub.space.common import (CheckedImage, CheckedSlider, clear_on_failure, example_file, fit_within, handler,
+                                image_file, on_new_input, open_image, user_error)
 
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
@@ -126,7 +126,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
         with gr.Column(scale=1):
             image = CheckedImage(type="filepath", sources=["upload", "webcam", "clipboard"], label="face photo",
                                  elem_id="denoise-input", height=260)
-            sigma = gr.Slider(0.0, 0.5, value=0.2, step=0.01, label="noise σ", elem_id="denoise-sigma")
+            sigma = CheckedSlider(0.0, 0.5, value=0.2, step=0.01, label="noise σ", elem_id="denoise-sigma")
             with gr.Row():
                 seed = gr.Number(0, precision=0, label=f"noise seed (0 to {MAX_SEED:,})", elem_id="denoise-seed")
                 already_noisy = gr.Checkbox(False, label="my photo is already noisy (no clean reference)")

@@ -7,7 +7,7 @@ import math
 import gradio as gr
 
 from dlhub.exercises import COURSE_WEIGHTS, Z_FIXED_POINTS, mlp_autograd, mlp_step, plot_z, sigmoid, z_explanation
-from dlhub.space.common import clear_on_failure, handler, user_warning
+from dlhub.space.common import CheckedSlider, clear_on_failure, handler, user_warning
 
 TITLE = "Exercises"
 # requests computed at once, from benchmarks/concurrency.py (see "A whole class at once" in the README)
@@ -158,7 +158,7 @@ def build(demo: gr.Blocks) -> None:
                                    concurrency_limit=CONCURRENCY["mlp"]), [result])
 
     gr.Markdown("### Exercise 2: the activation z(x) = eˣ − e⁻ˣ on [−1, 1], clamped to ±(e − e⁻¹) outside")
-    n = gr.Slider(1, 1000, value=1000, step=1, label="n: how many times z is composed", elem_id="z-slider")
+    n = CheckedSlider(1, 1000, value=1000, step=1, label="n: how many times z is composed", elem_id="z-slider")
     z_plot = gr.Plot(elem_id="z-plot", show_label=False)
     z_text = gr.Markdown(elem_id="z-text")
     z_view_ = handler(z_view)

@@ -21,7 +21,7 @@ from dlhub.regression import (irls, make_task1_example, plot_decision_boundary, 
                               plot_regression, select_sigma, train_logistic)
 from dlhub.metrics.intervals import estimate
 from dlhub.space import models
-from dlhub.space.common import CheckedFile, clear_on_failure, handler, user_error, without_paths
+from dlhub.space.common import CheckedFile, CheckedSlider, clear_on_failure, handler, user_error, without_paths
 
 TITLE = "Regression"
 SIGMA_MIN, SIGMA_MAX = 0.1, 300.0
@@ -295,7 +295,7 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
 
     gr.Markdown("#### 1.1 Iteratively reweighted least squares")
     with gr.Row():
-        sigma = gr.Slider(SIGMA_MIN, SIGMA_MAX, value=default_sigma(), step=0.1, label="σ (refits as you move it)",
+        sigma = CheckedSlider(SIGMA_MIN, SIGMA_MAX, value=default_sigma(), step=0.1, label="σ (refits as you move it)",
                           elem_id="sigma-slider", scale=4)
         choose = gr.Button("Choose σ on the validation set", scale=1)
     fit_summary = gr.Markdown(elem_id="fit-summary")
