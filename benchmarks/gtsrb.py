@@ -8,8 +8,8 @@ through `model.predict` (preprocessing included) for the bundled model, and one 
 The resnet18 is randomly initialised: its weights do not change its speed.
 
 The Space answers "Not sure this is a traffic sign" when the top probability is under `dlhub.signs.UNSURE`: how often
-that happens to GTSRB's signs (validation, where it was chosen, and test) and to whole face photos that are no sign
-(HELEN's test photos, --photos-dir), with 95% Wilson intervals.
+that happens to GTSRB's signs and to whole face photos that are no sign (HELEN's, --photos-dir), with 95% Wilson
+intervals: on the validation signs and HELEN's training photos, where it was chosen, and on both test splits.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def test_accuracy(model, data_dir: str, batch_size: int) -> dict:
 
 def unsure_rule(model, data_dir: str, photos_dir: str, batch_size: int) -> dict:
     """How the tab's "Not sure" rule (top probability under UNSURE) splits real inputs: each GTSRB split's signs
-    (the share answered "Not sure", and the accuracy on the others), and whole photos that are not signs, each opened
-    as the Space opens an upload and sent through `predict`."""
+    (the share answered "Not sure", and the accuracy on the others), and whole photos that are not signs (the *.jpg of
+    photos_dir's trainset/ and testset/), each opened as the Space opens an upload and sent through `predict`."""
     from dlhub.cache import CACHE_DIR
     from dlhub.data.gtsrb import load_gtsrb, to_tensors
     from dlhub.space.common import open_image
@@ -61,12 +61,13 @@ def unsure_rule(model, data_dir: str, photos_dir: str, batch_size: int) -> dict:
         found.update(proportion_fields(f"{split}_signs_unsure", int((~sure).sum()), len(labels)))
         found[f"{split}_accuracy_when_sure"] = right / int(sure.sum())
         found.update(proportion_fields(f"{split}_accuracy_when_sure", right, int(sure.sum())))
-    photos = sorted(Path(photos_dir).glob("*.jpg")) if Path(photos_dir).is_dir() else []
-    if photos:
-        tops = [max(model.predict([open_image(str(path)).convert("RGB")])[0].values()) for path in photos]
-        unsure = sum(top < UNSURE for top in tops)
-        found["photos_unsure"] = unsure / len(tops)
-        found.update(proportion_fields("photos_unsure", unsure, len(tops)))
+    for split in ("trainset", "testset"):
+        photos = sorted((Path(photos_dir) / split).glob("*.jpg"))
+        if photos:
+            tops = [max(model.predict([open_image(str(path)).convert("RGB")])[0].values()) for path in photos]
+            unsure = sum(top < UNSURE for top in tops)
+            found[f"photos_{split}_unsure"] = unsure / len(tops)
+            found.update(proportion_fields(f"photos_{split}_unsure", unsure, len(tops)))
     return found
 
 
@@ -83,10 +84,10 @@ def main() -> dict:
     p.add_argument("--repeats", type=int, default=100)
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "gtsrb"),
                    help="GTSRB with its official Test/ (for the accuracy column; skipped when absent)")
-    p.add_argument("--photos-dir", default=str(ROOT.parent / "shared" / "data" / "landmarks" / "helen" / "testset"),
-                   help="whole photos that are not traffic signs (*.jpg; default HELEN's test faces) for the 'Not "
-                        "sure' rule (skipped when absent)")
-    p.add_argument("--photos-name", default="HELEN's test photos: faces, no sign", help="those photos in the report")
+    p.add_argument("--photos-dir", default=str(ROOT.parent / "shared" / "data" / "landmarks" / "helen"),
+                   help="whole photos that are not traffic signs, in trainset/ and testset/ (*.jpg; default HELEN's "
+                        "faces) for the 'Not sure' rule (skipped when absent)")
+    p.add_argument("--photos-name", default="HELEN's photos (faces, no sign)", help="those photos in the report")
     p.add_argument("--json", default=None)
     add_card_argument(p)
     args = p.parse_args()
@@ -133,9 +134,9 @@ def main() -> dict:
                             ("test", "GTSRB official test signs")):
             report(f"| {name} | {share(results, f'{split}_signs_unsure')} | "
                    f"{share(results, f'{split}_accuracy_when_sure')} |")
-        if "photos_unsure" in results:
-            report(f"| {args.photos_name} | "
-                   f"{share(results, 'photos_unsure')} | – |")
+        for split, which in (("trainset", "training photos (the rule was chosen here)"), ("testset", "test photos")):
+            if f"photos_{split}_unsure" in results:
+                report(f"| {args.photos_name}, {which} | {share(results, f'photos_{split}_unsure')} | – |")
     return report.finish(args.card, args.json, results)
 
 
