@@ -8,8 +8,8 @@ through `model.predict` (preprocessing included) for the bundled model, and one 
 The resnet18 is randomly initialised: its weights do not change its speed.
 
 The Space answers "Not sure this is a traffic sign" when the top probability is under `dlhub.signs.UNSURE`: how often
-that happens to GTSRB's signs and to whole face photos that are no sign (HELEN's, --photos-dir), with 95% Wilson
-intervals: on the validation signs and HELEN's training photos, where it was chosen, and on both test splits.
+that happens to GTSRB's signs and to images with no sign (HELEN's 224×224 face crops, --photos-dir), with 95% Wilson
+intervals: on the validation signs and HELEN's training split, where it is chosen, and on both test splits.
 """
 
 from __future__ import annotations
@@ -29,49 +29,56 @@ from dlhub.sign_drawings import draw_sign
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_accuracy(model, data_dir: str, batch_size: int) -> dict:
-    """Accuracy of the model on the whole official test set (12,630 images), decoded once and cached."""
-    from dlhub.cache import CACHE_DIR
-    from dlhub.data.gtsrb import load_gtsrb, to_tensors
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)  # the choices for UNSURE, shown on the data it is chosen on
 
-    images, labels = to_tensors(load_gtsrb(data_dir)["test"], model.input_size, CACHE_DIR / "gtsrb")
+
+def top_probabilities(model, dataset, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(top probability, predicted class, true class) of every image of a GTSRB split, decoded once and cached."""
+    from dlhub.cache import CACHE_DIR
+    from dlhub.data.gtsrb import to_tensors
+
+    images, labels = to_tensors(dataset, model.input_size, CACHE_DIR / "gtsrb")
     with torch.inference_mode():
-        predicted = torch.cat([model(images[i:i + batch_size].float() / 255).argmax(1)
-                               for i in range(0, len(images), batch_size)])
-    return {"test_images": len(labels), "test_accuracy": float((predicted == labels).float().mean())}
+        top, predicted = torch.cat([torch.softmax(model(images[i:i + batch_size].float() / 255), 1)
+                                    for i in range(0, len(images), batch_size)]).max(1)
+    return top, predicted, labels
 
 
-def unsure_rule(model, data_dir: str, photos_dir: str, batch_size: int) -> dict:
-    """How the tab's "Not sure" rule (top probability under UNSURE) splits real inputs: each GTSRB split's signs
-    (the share answered "Not sure", and the accuracy on the others), and whole photos that are not signs (the *.jpg of
-    photos_dir's trainset/ and testset/), each opened as the Space opens an upload and sent through `predict`."""
-    from dlhub.cache import CACHE_DIR
-    from dlhub.data.gtsrb import load_gtsrb, to_tensors
+def accuracy_and_unsure_rule(model, data_dir: str, photos_dir: str, batch_size: int) -> dict:
+    """Accuracy on the whole official test set (12,630 images), and how the tab's "Not sure" rule (top probability
+    under UNSURE) splits real inputs: each GTSRB split's signs (the share answered "Not sure", the accuracy on the
+    others) and images with no sign (the *.jpg of photos_dir's trainset/ and testset/), each opened as the Space opens
+    an upload and sent through `predict`. UNSURE is chosen on the validation signs and the trainset/ images."""
+    from dlhub.data.gtsrb import load_gtsrb
     from dlhub.space.common import open_image
 
-    found, data = {"unsure_below": UNSURE}, load_gtsrb(data_dir)
+    found, data, tops = {"unsure_below": UNSURE}, load_gtsrb(data_dir), {}
     for split in ("validation", "test"):
-        images, labels = to_tensors(data[split], model.input_size, CACHE_DIR / "gtsrb")
-        with torch.inference_mode():
-            top, predicted = torch.cat([torch.softmax(model(images[i:i + batch_size].float() / 255), 1)
-                                        for i in range(0, len(images), batch_size)]).max(1)
+        top, predicted, labels = tops[split] = top_probabilities(model, data[split], batch_size)
+        if split == "test":
+            found.update(test_images=len(labels), test_accuracy=float((predicted == labels).float().mean()))
         sure = top >= UNSURE
-        right = int((predicted == labels)[sure].sum())
         found[f"{split}_signs_unsure"] = float((~sure).float().mean())
         found.update(proportion_fields(f"{split}_signs_unsure", int((~sure).sum()), len(labels)))
-        found[f"{split}_accuracy_when_sure"] = right / int(sure.sum())
-        found.update(proportion_fields(f"{split}_accuracy_when_sure", right, int(sure.sum())))
+        if sure.any():
+            right = int((predicted == labels)[sure].sum())
+            found[f"{split}_accuracy_when_sure"] = right / int(sure.sum())
+            found.update(proportion_fields(f"{split}_accuracy_when_sure", right, int(sure.sum())))
     for split in ("trainset", "testset"):
         photos = sorted((Path(photos_dir) / split).glob("*.jpg"))
         if photos:
-            tops = [max(model.predict([open_image(str(path)).convert("RGB")])[0].values()) for path in photos]
-            unsure = sum(top < UNSURE for top in tops)
-            found[f"photos_{split}_unsure"] = unsure / len(tops)
-            found.update(proportion_fields(f"photos_{split}_unsure", unsure, len(tops)))
+            top = tops[split] = torch.tensor([max(model.predict([open_image(str(path)).convert("RGB")])[0].values())
+                                              for path in photos])
+            found[f"photos_{split}_unsure"] = float((top < UNSURE).float().mean())
+            found.update(proportion_fields(f"photos_{split}_unsure", int((top < UNSURE).sum()), len(photos)))
+    if "trainset" in tops:
+        found["thresholds"] = {str(t): {"validation_signs_unsure": float((tops["validation"][0] < t).float().mean()),
+                                        "photos_trainset_unsure": float((tops["trainset"] < t).float().mean())}
+                               for t in THRESHOLDS}
     return found
 
 
-def share(results: dict, key: str) -> str:
+def rate_with_interval(results: dict, key: str) -> str:
     low, high = results[f"{key}_ci95"]
     return f"{results[key]:.1%} (95% CI {low:.1%}–{high:.1%}, n = {results[f'{key}_n']:,})"
 
@@ -85,9 +92,9 @@ def main() -> dict:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "gtsrb"),
                    help="GTSRB with its official Test/ (for the accuracy column; skipped when absent)")
     p.add_argument("--photos-dir", default=str(ROOT.parent / "shared" / "data" / "landmarks" / "helen"),
-                   help="whole photos that are not traffic signs, in trainset/ and testset/ (*.jpg; default HELEN's "
-                        "faces) for the 'Not sure' rule (skipped when absent)")
-    p.add_argument("--photos-name", default="HELEN's photos (faces, no sign)", help="those photos in the report")
+                   help="images with no traffic sign, in trainset/ and testset/ (*.jpg; default HELEN's face crops) "
+                        "for the 'Not sure' rule (skipped when absent)")
+    p.add_argument("--photos-name", default="HELEN's face crops (224×224, no sign)", help="those images in the report")
     p.add_argument("--json", default=None)
     add_card_argument(p)
     args = p.parse_args()
@@ -114,8 +121,7 @@ def main() -> dict:
     results["throughput_ratio"] = results["ours_images_per_s"] / results["resnet18_images_per_s"]
     results["latency_ratio"] = results["resnet18_latency_ms"] / results["ours_latency_ms"]
     if Path(args.data_dir).is_dir():
-        results.update(test_accuracy(ours, args.data_dir, args.batch_size))
-        results.update(unsure_rule(ours, args.data_dir, args.photos_dir, args.batch_size))
+        results.update(accuracy_and_unsure_rule(ours, args.data_dir, args.photos_dir, args.batch_size))
     report(f"Traffic signs, {size}×{size} input, {results['threads']} CPU threads, batch {args.batch_size}\n")
     report("| model | parameters | throughput (images/s) | latency, one image (ms, median / p95) |")
     report("|---|---|---|---|")
@@ -130,13 +136,19 @@ def main() -> dict:
     if "test_signs_unsure" in results:
         report(f"\n*Not sure this is a traffic sign* (top probability under {UNSURE:g}, the Space's note):\n")
         report("| input | answered \"Not sure\" | accuracy of the other answers |\n|---|---|---|")
-        for split, name in (("validation", "GTSRB validation signs (the rule was chosen here)"),
+        for split, name in (("validation", "GTSRB validation signs (the rule is chosen here)"),
                             ("test", "GTSRB official test signs")):
-            report(f"| {name} | {share(results, f'{split}_signs_unsure')} | "
-                   f"{share(results, f'{split}_accuracy_when_sure')} |")
-        for split, which in (("trainset", "training photos (the rule was chosen here)"), ("testset", "test photos")):
+            accuracy = f"{split}_accuracy_when_sure"
+            report(f"| {name} | {rate_with_interval(results, f'{split}_signs_unsure')} | "
+                   f"{rate_with_interval(results, accuracy) if accuracy in results else '–'} |")
+        for split, which in (("trainset", "training split (the rule is chosen here)"), ("testset", "test split")):
             if f"photos_{split}_unsure" in results:
-                report(f"| {args.photos_name}, {which} | {share(results, f'photos_{split}_unsure')} | – |")
+                report(f"| {args.photos_name}, {which} | {rate_with_interval(results, f'photos_{split}_unsure')} | – |")
+        if "thresholds" in results:
+            report("\nThe threshold's choices, on the data it is chosen on (answered \"Not sure\": validation signs / "
+                   "training-split images with no sign): " + "; ".join(
+                       f"{t}: {e['validation_signs_unsure']:.1%} / {e['photos_trainset_unsure']:.1%}"
+                       for t, e in results["thresholds"].items()) + ".")
     return report.finish(args.card, args.json, results)
 
 

@@ -15,8 +15,8 @@ from dlhub.data.gtsrb import SIGN_NAMES
 from dlhub.modeling import HubModel, check_pil_images, rgb_batch
 
 # a top probability under this says the photo may not be a traffic sign (the Space answers "Not sure"): chosen on the
-# validation signs and HELEN's training photos; benchmarks/gtsrb.py measures how it splits signs and whole face photos
-# on those and on both test splits (the signs card)
+# validation signs and HELEN's training face crops; benchmarks/gtsrb.py measures how it splits signs and images with
+# no sign on those and on both test splits, with the other choices (the signs card)
 UNSURE = 0.4
 
 

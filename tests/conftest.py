@@ -162,9 +162,8 @@ def stop_space(proc: subprocess.Popen, log: Path) -> None:
     proc.terminate()
     proc.wait(timeout=20)
     text = log.read_text()
-    # Gradio logs a traceback for the gr.Error messages it raises itself (a slider value out of range): those are
-    # messages to the user; any other traceback is a bug
-    assert text.count("Traceback (most recent call last)") == text.count("gradio.exceptions.Error:"), text[-3000:]
+    # a visitor's bad input is a message in the page (user_error, CheckedSlider), never a traceback here: one is a bug
+    assert "Traceback (most recent call last)" not in text, text[-3000:]
 
 
 # Hugging Face's `spaces` package, which Spaces pre-install and Gradio imports (and calls on a Space, SYSTEM=spaces)

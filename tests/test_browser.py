@@ -226,6 +226,7 @@ def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, 
     number.press("Enter")
     page.wait_for_function("() => document.querySelector('#fit-summary').innerText.includes('σ = 12,')",
                            timeout=30_000)
+    close_toasts(page)  # the page is shared: the next test starts with no message of this one
 
 
 def speaking_browser(playwright, tmp_path, word: str, voice: str = "en-us"):

@@ -201,7 +201,7 @@ def test_denoising_bad_images(tmp_path):
     with pytest.raises(gr.Error, match="not an image that can be read"):
         denoising.run(str(tmp_path / "fake.png"), 0.2, 0, False)
     *_, text = denoising.run(face_image(shape=(2000, 1000)), 0.2, 0, False)
-    assert "Scaled from 2000×1000 to 512×256 px" in text and "own resolution" not in text  # one size, said once
+    assert "autoencoder (at 512×256 px). Scaled from 2000×1000 to 512×256 px" in text and "own resolution" not in text
     assert "own resolution" in denoising.run(face_image(shape=(200, 100)), 0.2, 0, False)[-1]
 
 
@@ -468,3 +468,15 @@ def test_commands_tab_hides_the_top_class_heading_while_not_sure():
     ids = lambda blocks: [getattr(b, "elem_id", None) for b in blocks]  # noqa: E731
     wired = [fn for fn in demo.fns.values() if ids(fn.inputs) == ["commands-verdict"]]
     assert [ids(fn.outputs) for fn in wired] == [["commands-label"]] and wired[0].fn is commands.label_heading
+
+
+@pytest.mark.parametrize("value", [-5.0, 301, float("nan"), float("inf"), "12", None, True])
+def test_a_slider_refuses_anything_but_a_number_in_its_range_as_the_visitors_error(value):
+    from dlhub.space.common import CheckedSlider
+
+    slider = CheckedSlider(0.1, 300, label="σ (refits as you move it)")
+    with pytest.raises(gr.Error) as refused:
+        slider.preprocess(value)
+    assert refused.value.message == f"σ must be a number from 0.1 to 300; got {value!r}."
+    assert not refused.value.print_exception  # a message in the page, no traceback in the log
+    assert slider.preprocess(12) == 12 and slider.preprocess(0.1) == 0.1

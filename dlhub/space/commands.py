@@ -34,6 +34,7 @@ EXAMPLE_WORDS = [("yes", "en"), ("stop", "en-us"), ("left", "en+f3"), ("go", "en
                  ("hello", "en")]  # "hello" is not a command: the model answers "Not a command word"
 NO_COMMAND = ("### No command heard\nOnly silence or noise, no speech: say one of the ten words closer to the "
               "microphone.")
+NOT_SURE = "### Not sure: perhaps"  # the answer's start when the top command's probability is under SURE
 NOT_A_COMMAND = ("### Not a command word\nThat was speech, but none of the ten commands: " + ", ".join(WORDS) + ".")
 
 
@@ -141,7 +142,7 @@ def recognise(path: str | None, model: str | None = models.DEFAULT):
     elif said == UNKNOWN:
         verdict = NOT_A_COMMAND
     elif said.startswith("unsure:"):
-        verdict = f"### Not sure: perhaps **{said.removeprefix('unsure:')}**"
+        verdict = f"{NOT_SURE} **{said.removeprefix('unsure:')}**"
     else:
         verdict = f"### Heard: **{said}**"
     spoken = [d for d in detections if top_label(d) != SILENCE]
@@ -160,7 +161,7 @@ def recognise(path: str | None, model: str | None = models.DEFAULT):
 def label_heading(verdict: str | None):
     """The top-3 box's bold heading (its top class) is hidden while the answer is "Not sure": the heading would read
     as the answer."""
-    return gr.Label(show_heading=not (verdict or "").startswith("### Not sure"))
+    return gr.Label(show_heading=not (verdict or "").startswith(NOT_SURE))
 
 
 def top_label(detection: dict) -> str:
@@ -259,7 +260,8 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
                                       concurrency_id="commands"), outputs)
     choice.on_change(lambda path, model: recognise(path, model) if path else gr.skip(), [recording], outputs,
                      concurrency_id="commands")
-    verdict.change(label_heading, [verdict], [label], queue=False, api_visibility="private")  # every way an answer comes
+    # after every answer, whichever event gave it (a recording, the button, a model chosen, an error's clearing)
+    verdict.change(label_heading, [verdict], [label], queue=False, api_visibility="private")
     with gr.Accordion("Continuous: speak and watch the commands appear", open=False):
         with gr.Row():
             stream = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone (streaming)")

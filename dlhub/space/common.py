@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
 import tempfile
@@ -217,17 +218,18 @@ class CheckedAudio(gr.Audio):
 
 
 class CheckedSlider(gr.Slider):
-    """gr.Slider whose out-of-range value (typed into its number box, or sent to the API) is refused with Gradio's own
-    message as a user error: shown in the page, with no traceback in the server's log (it is not a bug)."""
+    """gr.Slider whose bad value (typed into its number box, or sent to the API: out of range, not a number, NaN) is
+    refused as a user error naming the range: shown in the page, no traceback in the server's log (it is not a bug)."""
 
     def get_block_name(self) -> str:
         return "slider"
 
     def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error as err:
-            raise user_error(err.message) from None
+        number = isinstance(payload, (int, float)) and not isinstance(payload, bool) and math.isfinite(payload)
+        if not (number and self.minimum <= payload <= self.maximum):
+            name = re.split(r" \(|:", self.label or "the value")[0]  # "σ (refits as you move it)" → "σ"
+            raise user_error(f"{name} must be a number from {self.minimum:g} to {self.maximum:g}; got {payload!r}.")
+        return super().preprocess(payload)
 
 
 class CheckedImage(gr.Image):

@@ -59,7 +59,7 @@ def run(path: str | None, sigma: float, seed, already_noisy: bool, model: str | 
     image, note = fit_within(open_image(path), MAX_SIDE)
     gray = image.convert("L")
     denoiser = models.get_model("denoiser", model, aliases=ALIASES)
-    answered = f"Denoised by {answered_by(denoiser, scaled=bool(note))}."
+    answered = f"Denoised by {answered_by(denoiser, image.size if note else None)}."
     if already_noisy:
         denoised = image_file(denoiser.denoise([gray])[0], "denoised")
         text = ("Your photo was treated as already noisy: it was denoised as it is. With no clean reference, "
@@ -84,14 +84,13 @@ def run(path: str | None, sigma: float, seed, already_noisy: bool, model: str | 
             " ".join(t for t in (text, answered, note) if t))
 
 
-def answered_by(m, scaled: bool = False) -> str:
+def answered_by(m, scaled_to: tuple[int, int] | None = None) -> str:
     """Which model answered, in words: where it came from (repo and commit, or folder), its architecture, and the size
-    it worked at (`scaled`: the photo was scaled down to MAX_SIDE first)."""
+    it worked at (`scaled_to`: the photo was scaled down to that size first)."""
     if m.arch == "mlp":
         return (f"{models.answered_by(m)}, an MLP as the course's Table 3 (4,096 → 128 → 4,096, at "
                 f"{m.image_size}×{m.image_size} px: the photo is resized to it and back)")
-    size = f"at the scaled size that follows: the tab takes at most {MAX_SIDE} px a side" if scaled else \
-        "at the photo's own resolution"
+    size = f"at {scaled_to[0]}×{scaled_to[1]} px" if scaled_to else "at the photo's own resolution"
     return f"{models.answered_by(m)}, a `{m.arch}` autoencoder ({size})"
 
 

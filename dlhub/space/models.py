@@ -640,9 +640,8 @@ def build(demo: gr.Blocks, choices: dict[str, ModelChoice], tabs: gr.Tabs, tab_i
                 "on the Hub tagged `dlhub` and the task (what the train scripts' `--push_to_hub` writes), with their "
                 "cards' results. Choose a row to open that model in its tab.")
     with gr.Row():
-        # the tasks in the tabs' order, the first shown (as the Space opens on its first tab)
-        task = gr.Radio([(TASK_LABELS.get(t, t), t) for t in choices], value=next(iter(choices)), label="task",
-                        elem_id="models-task")
+        task = gr.Radio([(TASK_LABELS.get(t, t), t) for t in choices], value="signs" if "signs" in choices else
+                        next(iter(choices)), label="task", elem_id="models-task")
         sort = gr.Radio(SORTS, value="main metric", label="sort by", elem_id="models-sort")
     note = gr.Markdown(elem_id="models-note")
     table = gr.Dataframe(headers=COLUMNS, datatype=DATATYPES, interactive=False, wrap=True, elem_id="models-table",

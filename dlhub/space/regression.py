@@ -261,9 +261,10 @@ def figure_slots(choice: str = models.DEFAULT) -> list:
     return updates
 
 
-def after_choice(data: dict, sigma: float, model: str):
+def after_choice(fit_data: dict, train_data: dict, sigma: float, model: str):
     """Everything the model shows in this tab, with the model just chosen: its figures and the two comparisons."""
-    return (*refit(data, sigma, model), *train(data, model, progress=lambda *a, **k: None), *figure_slots(model))
+    return (*refit(fit_data, sigma, model), *train(train_data, model, progress=lambda *a, **k: None),
+            *figure_slots(model))
 
 
 def build(demo: gr.Blocks) -> models.ModelChoice:
@@ -291,7 +292,8 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
                                       type="filepath", elem_id="regression-file")
         classification_file = CheckedFile(label="Task1_2.npz (arr_0 … arr_3)", file_types=[".npz"], type="filepath",
                                           elem_id="classification-file")
-    data = gr.State(None)
+    # each part's data in its own State: no handler of one part ever writes the other's (events of one page run at once)
+    fit_data, train_data = gr.State(None), gr.State(None)
 
     gr.Markdown("#### 1.1 Iteratively reweighted least squares")
     with gr.Row():
@@ -313,29 +315,29 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     train_outputs = [boundary_plot, curves_plot, train_summary]
     refit_, train_, choose_ = handler(refit), handler(train), handler(choose_sigma)
     model_choice = choice.value  # the model chosen: /regression_refit's optional last parameter `model`
-    demo.load(refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented",
+    demo.load(refit_, [fit_data, sigma, model_choice], fit_outputs, api_visibility="undocumented",
               concurrency_id="regression_refit").then(
-        train_, [data, model_choice], train_outputs, api_visibility="undocumented",
+        train_, [train_data, model_choice], train_outputs, api_visibility="undocumented",
         concurrency_limit=CONCURRENCY["train"], concurrency_id="regression_train")
     # .input: only the person moving the slider refits here; a σ set by Choose or an upload refits in its own chain
-    clear_on_failure(sigma.input(refit_, [data, sigma, model_choice], fit_outputs, show_progress="hidden",
+    clear_on_failure(sigma.input(refit_, [fit_data, sigma, model_choice], fit_outputs, show_progress="hidden",
                                  trigger_mode="always_last", concurrency_limit=CONCURRENCY["refit"],
                                  api_name="regression_refit", concurrency_id="regression_refit"), fit_outputs)
-    choose.click(choose_, [data], [sigma, data], api_name="choose_sigma",
+    choose.click(choose_, [fit_data], [sigma, fit_data], api_name="choose_sigma",
                  concurrency_limit=CONCURRENCY["choose"]).success(
-        refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
+        refit_, [fit_data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
     # each file fills its own part: a bad one empties only that part's outputs, and the other part keeps working
-    loaded = regression_file.change(handler(load_regression_file), [regression_file, data], [data],
+    loaded = regression_file.change(handler(load_regression_file), [regression_file, fit_data], [fit_data],
                                     api_visibility="undocumented")
     clear_on_failure(loaded, fit_outputs)
-    loaded.success(choose_, [data], [sigma, data], api_visibility="undocumented").success(
-        refit_, [data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
-    loaded = classification_file.change(handler(load_classification_file), [classification_file, data], [data],
-                                        api_visibility="undocumented")
+    loaded.success(choose_, [fit_data], [sigma, fit_data], api_visibility="undocumented").success(
+        refit_, [fit_data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
+    loaded = classification_file.change(handler(load_classification_file), [classification_file, train_data],
+                                        [train_data], api_visibility="undocumented")
     clear_on_failure(loaded, train_outputs)
-    loaded.success(train_, [data, model_choice], train_outputs, api_visibility="undocumented",
+    loaded.success(train_, [train_data, model_choice], train_outputs, api_visibility="undocumented",
                    concurrency_id="regression_train")
     # a model chosen: its figures, and both parts again (its fits are drawn beside uploaded data's)
-    choice.on_change(after_choice, [data, sigma], fit_outputs + train_outputs + slots,
+    choice.on_change(after_choice, [fit_data, train_data, sigma], fit_outputs + train_outputs + slots,
                      concurrency_id="regression_train")
     return choice
