@@ -58,7 +58,7 @@ def accuracy_and_unsure_rule(model, data_dir: str, photos_dir: str, batch_size: 
         if split == "test":
             found.update(test_images=len(labels), test_accuracy=float((predicted == labels).float().mean()))
         sure = top >= UNSURE
-        found[f"{split}_signs_unsure"] = float((~sure).float().mean())
+        found[f"{split}_signs_unsure"] = int((~sure).sum()) / len(labels)
         found.update(proportion_fields(f"{split}_signs_unsure", int((~sure).sum()), len(labels)))
         if sure.any():
             right = int((predicted == labels)[sure].sum())
@@ -69,12 +69,12 @@ def accuracy_and_unsure_rule(model, data_dir: str, photos_dir: str, batch_size: 
         if photos:
             top = tops[split] = torch.tensor([max(model.predict([open_image(str(path)).convert("RGB")])[0].values())
                                               for path in photos])
-            found[f"photos_{split}_unsure"] = float((top < UNSURE).float().mean())
+            found[f"photos_{split}_unsure"] = int((top < UNSURE).sum()) / len(photos)
             found.update(proportion_fields(f"photos_{split}_unsure", int((top < UNSURE).sum()), len(photos)))
     if "trainset" in tops:
-        found["thresholds"] = {str(t): {"validation_signs_unsure": float((tops["validation"][0] < t).float().mean()),
-                                        "photos_trainset_unsure": float((tops["trainset"] < t).float().mean())}
-                               for t in THRESHOLDS}
+        share = lambda top, t: int((top < t).sum()) / len(top)  # noqa: E731
+        found["thresholds"] = {str(t): {"validation_signs_unsure": share(tops["validation"][0], t),
+                                        "photos_trainset_unsure": share(tops["trainset"], t)} for t in THRESHOLDS}
     return found
 
 
