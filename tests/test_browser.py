@@ -218,8 +218,10 @@ def test_bad_upload_shows_an_error_and_the_space_keeps_serving(page, space_url, 
     error = page.locator(".toast-body.error")
     error.first.wait_for(timeout=30_000)
     assert "missing keys ['Y_trn', 'X_val', 'Y_val']" in error.first.inner_text()
-    page.wait_for_timeout(1000)  # part 1.1 is emptied; part 1.2 (the other file) keeps its answer
-    assert page.locator("#fit-summary").inner_text().strip() == ""
+    # the refused file leaves its box and part 1.1 goes back to example data; part 1.2 (the other file) keeps its answer
+    page.locator("#regression-file input[type=file]").wait_for(state="attached", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#fit-summary').innerText.includes('example data')",
+                           timeout=30_000)
     assert "test accuracy" in page.locator("#train-summary").inner_text()
     number = page.locator("#sigma-slider input[type=number]")  # the server still answers
     number.fill("12")

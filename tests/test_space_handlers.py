@@ -75,7 +75,8 @@ def test_training_reports_progress_and_explains_equal_accuracy():
     seen = []
     *_, summary = regression.train(regression.example_data(), progress=lambda f, desc=None: seen.append(f))
     assert len(seen) > 10 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)  # the bar moves to the end
-    assert "decay changes nothing here" in summary and "Task1_2.npz" in summary
+    assert "decay changes nothing here" in summary and "On the course's own data, which bundled model was trained " \
+        "on, it does: test accuracy" in summary
 
 
 def test_bundled_model_summary_reports_its_source_and_metrics():
@@ -455,19 +456,33 @@ def test_a_recording_without_a_duration_is_decoded_only_to_the_cap(tmp_path):
     assert "The recording is longer than 60 s: only its first 60 s were analysed." in verdict
 
 
-def test_commands_tab_hides_the_top_class_heading_while_not_sure():
-    """gr.Label shows its top class in bold above the bars: while the answer is "Not sure", that would read as the
-    answer, so it is hidden; every change of the verdict sets it."""
-    from dlhub.space import build_demo, commands
+@pytest.mark.parametrize("task, module, answer_id, label_id", [
+    ("commands", "commands", "commands-verdict", "commands-label"), ("signs", "signs", "signs-note", "signs-label")])
+def test_a_not_sure_answer_hides_the_labels_top_class_heading(task, module, answer_id, label_id):
+    """gr.Label shows its top class in bold above the bars: while the tab says it is not sure, that would read as the
+    answer, so it is hidden; every change of the answer sets it."""
+    import importlib
 
-    assert commands.label_heading("### Not sure: perhaps **up**\n\nAnswered by …").show_heading is False
-    assert commands.label_heading("### Heard: **up**").show_heading is True
-    assert commands.label_heading(commands.NOT_A_COMMAND).show_heading is True
-    assert commands.label_heading(None).show_heading is True  # an emptied answer
-    demo = build_demo(["commands"])
+    from dlhub.space import build_demo
+
+    tab = importlib.import_module(f"dlhub.space.{module}")
+    assert tab.label_heading(f"{tab.NOT_SURE} **up**\n\nAnswered by …").show_heading is False
+    assert tab.label_heading("### Heard: **up**").show_heading is True
+    assert tab.label_heading(None).show_heading is True  # an emptied answer
+    demo = build_demo([task])
     ids = lambda blocks: [getattr(b, "elem_id", None) for b in blocks]  # noqa: E731
-    wired = [fn for fn in demo.fns.values() if ids(fn.inputs) == ["commands-verdict"]]
-    assert [ids(fn.outputs) for fn in wired] == [["commands-label"]] and wired[0].fn is commands.label_heading
+    wired = [fn for fn in demo.fns.values() if ids(fn.inputs) == [answer_id]]
+    assert [ids(fn.outputs) for fn in wired] == [[label_id]] and wired[0].fn is tab.label_heading
+
+
+def test_the_signs_tab_says_not_sure_with_the_prefix_that_hides_the_heading(tmp_path):
+    from PIL import Image
+
+    from dlhub.space import signs
+
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(tmp_path / "grey.png")  # no sign at all
+    *_, note = signs.classify(str(tmp_path / "grey.png"))
+    assert note.startswith(signs.NOT_SURE) and signs.label_heading(note).show_heading is False
 
 
 @pytest.mark.parametrize("value", [-5.0, 301, float("nan"), float("inf"), "12", None, True])

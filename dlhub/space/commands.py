@@ -23,7 +23,8 @@ from dlhub.data.speech_commands import SILENCE, UNKNOWN, WORDS
 from dlhub.errors import DataError
 from dlhub.metrics.intervals import command_estimates  # the headline, with its 95% intervals
 from dlhub.space import models
-from dlhub.space.common import EXAMPLES_DIR, CheckedAudio, clear_on_failure, handler, user_error, user_warning
+from dlhub.space.common import (EXAMPLES_DIR, CheckedAudio, clear_on_failure, handler, heading_unless, user_error,
+                                user_warning)
 
 TITLE = "Voice commands"
 MAX_SECONDS = audio.MAX_UPLOAD_S  # only this much of an upload is decoded (with a warning): a command is a second long
@@ -35,6 +36,7 @@ EXAMPLE_WORDS = [("yes", "en"), ("stop", "en-us"), ("left", "en+f3"), ("go", "en
 NO_COMMAND = ("### No command heard\nOnly silence or noise, no speech: say one of the ten words closer to the "
               "microphone.")
 NOT_SURE = "### Not sure: perhaps"  # the answer's start when the top command's probability is under SURE
+label_heading = heading_unless(NOT_SURE)  # the top-3 box shows no top class while the answer is "Not sure"
 NOT_A_COMMAND = ("### Not a command word\nThat was speech, but none of the ten commands: " + ", ".join(WORDS) + ".")
 
 
@@ -156,12 +158,6 @@ def recognise(path: str | None, model: str | None = models.DEFAULT):
         padded = np.pad(clip, (0, classifier.encoder.window - len(clip)))
         spectrogram = classifier.encoder.log_mel(torch.from_numpy(padded)[None])[0].numpy()
     return scores, verdict + answered, plot_heard(x, detections, chosen, spectrogram)
-
-
-def label_heading(verdict: str | None):
-    """The top-3 box's bold heading (its top class) is hidden while the answer is "Not sure": the heading would read
-    as the answer."""
-    return gr.Label(show_heading=not (verdict or "").startswith(NOT_SURE))
 
 
 def top_label(detection: dict) -> str:

@@ -96,6 +96,14 @@ def clear_on_failure(event, outputs: list) -> None:
                   api_visibility="private", queue=False)
 
 
+def heading_unless(prefix: str):
+    """For `answer.change` beside a gr.Label: the Label's bold heading (its top class) is hidden while the answer
+    starts with `prefix`, the tab's "not sure" (the heading would read as the answer)."""
+    def label_heading(answer: str | None):
+        return gr.Label(show_heading=not (answer or "").startswith(prefix))
+    return label_heading
+
+
 def model_line(task: str, load) -> str:
     """One sentence for users on where the tab's model came from, with a link to its card (details go to the log)."""
     spec = get_task(task)

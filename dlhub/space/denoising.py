@@ -13,8 +13,8 @@ from dlhub.denoise import add_noise
 from dlhub.metrics import psnr
 from dlhub.metrics.intervals import estimate
 from dlhub.space import models
-from dlhub.space.common import (CheckedImage, CheckedSlider, clear_on_failure, example_file, fit_within, handler,
-                                image_file, on_new_input, open_image, user_error)
+from dlhub.space.common import (CheckedImage, CheckedSlider, example_file, fit_within, handler, image_file,
+                                on_new_input, open_image, user_error)
 
 TITLE = "Face denoising"
 MAX_SIDE = 512  # larger uploads are scaled down first (the model runs at the image's own resolution)
@@ -144,10 +144,9 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     on_new_input(image, picks, handler(run_or_clear), inputs, outputs, api_name="denoise", show_progress="minimal",
                  concurrency_limit=CONCURRENCY, concurrency_id="denoise")
     rerun = lambda im, *rest: run(im, *rest) if im is not None else gr.skip()  # noqa: E731
-    for control in (sigma, seed, already_noisy):
-        clear_on_failure(control.input(handler(rerun), inputs, outputs, show_progress="hidden",
-                                       trigger_mode="always_last", api_visibility="undocumented",
-                                       concurrency_id="denoise"), outputs)
+    for control in (sigma, seed, already_noisy):  # a refused value keeps the last answer (it names its own σ)
+        control.input(handler(rerun), inputs, outputs, show_progress="hidden", trigger_mode="always_last",
+                      api_visibility="undocumented", concurrency_id="denoise")
     choice.on_change(rerun, inputs[:-1], outputs, concurrency_id="denoise")
     # no noise is added to a photo that is already noisy: σ and the seed do not apply
     already_noisy.change(lambda noisy: [gr.update(interactive=not noisy)] * 2, [already_noisy], [sigma, seed],

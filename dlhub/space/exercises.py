@@ -162,7 +162,8 @@ def build(demo: gr.Blocks) -> None:
     z_plot = gr.Plot(elem_id="z-plot", show_label=False)
     z_text = gr.Markdown(elem_id="z-text")
     z_view_ = handler(z_view)
-    clear_on_failure(n.change(z_view_, [n], [z_plot, z_text], show_progress="hidden", trigger_mode="always_last",
-                              api_name="z_composed", concurrency_limit=CONCURRENCY["z"]), [z_plot, z_text])
+    # a refused n (out of range) keeps the last plot: its text names its own n
+    n.change(z_view_, [n], [z_plot, z_text], show_progress="hidden", trigger_mode="always_last", api_name="z_composed",
+             concurrency_limit=CONCURRENCY["z"])
     demo.load(explain_, fields, result, api_visibility="undocumented").then(
         z_view_, [n], [z_plot, z_text], api_visibility="undocumented")

@@ -150,7 +150,9 @@ def refit(data: dict, sigma: float, model: str | None = models.DEFAULT):
         reference = {f"{model_name(chosen_model)} (σ = {chosen_model.sigma:.3g})": chosen_model.weights()["robust"]}
     chosen = data.get("chosen_sigma")
     if chosen is not None and abs(float(sigma) - chosen) < 1e-9:
-        how = "chosen on this data's validation set"
+        how = "chosen on this data's validation set" + (
+            f", at the slider's end ({SIGMA_MIN:g} to {SIGMA_MAX:g}): the best σ on this data may lie beyond it"
+            if chosen in (SIGMA_MIN, SIGMA_MAX) else "")
     elif not uploaded(data, "reg") and abs(float(sigma) - default_sigma()) < 1e-9:
         how = "the bundled model's, chosen on the course's data, not on this data: press *Choose σ*"
     else:
@@ -214,8 +216,8 @@ def course_decay_note(chosen_model=None) -> str:
     m = read_metrics(chosen_model)
     if not {"logistic_test_accuracy", "logistic_decay_test_accuracy"} <= set(m):
         return ""
-    return (f" On the course's Task1_2.npz it does: test accuracy {m['logistic_test_accuracy']:.3f} with a constant lr, "
-            f"{m['logistic_decay_test_accuracy']:.3f} with decay ({model_name(chosen_model)}).")
+    return (f" On the course's own data, which {model_name(chosen_model)} was trained on, it does: test accuracy "
+            f"{m['logistic_test_accuracy']:.3f} with a constant lr, {m['logistic_decay_test_accuracy']:.3f} with decay.")
 
 
 def model_summary(choice: str = models.DEFAULT) -> str:
@@ -319,22 +321,26 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
               concurrency_id="regression_refit").then(
         train_, [train_data, model_choice], train_outputs, api_visibility="undocumented",
         concurrency_limit=CONCURRENCY["train"], concurrency_id="regression_train")
-    # .input: only the person moving the slider refits here; a σ set by Choose or an upload refits in its own chain
-    clear_on_failure(sigma.input(refit_, [fit_data, sigma, model_choice], fit_outputs, show_progress="hidden",
-                                 trigger_mode="always_last", concurrency_limit=CONCURRENCY["refit"],
-                                 api_name="regression_refit", concurrency_id="regression_refit"), fit_outputs)
+    # .input: only the person moving the slider refits here; a σ set by Choose or an upload refits in its own chain.
+    # A refused σ (out of range) keeps the last fit on the page: it names its own σ
+    sigma.input(refit_, [fit_data, sigma, model_choice], fit_outputs, show_progress="hidden",
+                trigger_mode="always_last", concurrency_limit=CONCURRENCY["refit"], api_name="regression_refit",
+                concurrency_id="regression_refit")
     choose.click(choose_, [fit_data], [sigma, fit_data], api_name="choose_sigma",
                  concurrency_limit=CONCURRENCY["choose"]).success(
         refit_, [fit_data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
-    # each file fills its own part: a bad one empties only that part's outputs, and the other part keeps working
+    # each file fills its own part: a bad one is refused and taken out of its box, so that part goes back to example
+    # data (the box's change runs again, with no file); the other part keeps working
     loaded = regression_file.change(handler(load_regression_file), [regression_file, fit_data], [fit_data],
                                     api_visibility="undocumented")
     clear_on_failure(loaded, fit_outputs)
+    loaded.failure(lambda: None, None, [regression_file], queue=False, api_visibility="private")
     loaded.success(choose_, [fit_data], [sigma, fit_data], api_visibility="undocumented").success(
         refit_, [fit_data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
     loaded = classification_file.change(handler(load_classification_file), [classification_file, train_data],
                                         [train_data], api_visibility="undocumented")
     clear_on_failure(loaded, train_outputs)
+    loaded.failure(lambda: None, None, [classification_file], queue=False, api_visibility="private")
     loaded.success(train_, [train_data, model_choice], train_outputs, api_visibility="undocumented",
                    concurrency_id="regression_train")
     # a model chosen: its figures, and both parts again (its fits are drawn beside uploaded data's)

@@ -11,7 +11,8 @@ from dlhub.metrics.intervals import estimate
 from dlhub.sign_drawings import DRAWN_CLASSES, draw_sign
 from dlhub.signs import UNSURE
 from dlhub.space import models
-from dlhub.space.common import CheckedImage, example_file, handler, image_file, on_new_input, open_image
+from dlhub.space.common import (CheckedImage, example_file, handler, heading_unless, image_file, on_new_input,
+                                open_image)
 
 TITLE = "Traffic signs"
 CONCURRENCY = 2  # requests computed at once, from benchmarks/concurrency.py (README: "A whole class at once")
@@ -53,8 +54,8 @@ def classify(path: str | None, model: str | None = models.DEFAULT):
     as_pil = lambda a: Image.fromarray(np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)).resize(  # noqa: E731
         (SHOWN, SHOWN), Image.Resampling.NEAREST)
     top = max(probabilities.values())
-    unsure = (f"**Not sure this is a traffic sign:** the top class has only {top:.0%}. Crop the photo close around "
-              "one German traffic sign.  \n" if top < UNSURE else "")
+    unsure = (f"{NOT_SURE} the top class has only {top:.0%}. Crop the photo close around one German traffic sign.  \n"
+              if top < UNSURE else "")
     note = (f"{unsure}The model saw the image at {classifier.input_size}×{classifier.input_size} px. Grad-CAM shows "
             f"where the evidence for **{classifier.labels[index]}** is (red: most, blue: none).  \n{CONFIDENCE_NOTE}  \n"
             f"{models.answered_line(classifier)}")
@@ -62,6 +63,8 @@ def classify(path: str | None, model: str | None = models.DEFAULT):
             note)
 
 
+NOT_SURE = "**Not sure this is a traffic sign:**"  # the note's start when the top class is under UNSURE
+label_heading = heading_unless(NOT_SURE)  # the top-5 box shows no top class then (it would read as the answer)
 CONFIDENCE_NOTE = ("*The top class rarely shows more than about 90 %: the model was trained with label smoothing "
                    "(0.1), which asks it to keep some probability for the other 42 classes. Read the bars as a "
                    "ranking; the test accuracy above says how often the top class is right.*")
@@ -102,4 +105,5 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
                  concurrency_limit=CONCURRENCY, concurrency_id="classify_sign")
     choice.on_change(lambda photo, model: classify(photo, model) if photo else gr.skip(), [image], outputs,
                      concurrency_id="classify_sign")
+    note.change(label_heading, [note], [label], queue=False, api_visibility="private")  # after every answer
     return choice
