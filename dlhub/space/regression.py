@@ -333,14 +333,12 @@ def build(demo: gr.Blocks) -> models.ModelChoice:
     # data (the box's change runs again, with no file); the other part keeps working
     loaded = regression_file.change(handler(load_regression_file), [regression_file, fit_data], [fit_data],
                                     api_visibility="undocumented")
-    clear_on_failure(loaded, fit_outputs)
-    loaded.failure(lambda: None, None, [regression_file], queue=False, api_visibility="private")
+    clear_on_failure(loaded, fit_outputs + [regression_file])
     loaded.success(choose_, [fit_data], [sigma, fit_data], api_visibility="undocumented").success(
         refit_, [fit_data, sigma, model_choice], fit_outputs, api_visibility="undocumented")
     loaded = classification_file.change(handler(load_classification_file), [classification_file, train_data],
                                         [train_data], api_visibility="undocumented")
-    clear_on_failure(loaded, train_outputs)
-    loaded.failure(lambda: None, None, [classification_file], queue=False, api_visibility="private")
+    clear_on_failure(loaded, train_outputs + [classification_file])
     loaded.success(train_, [train_data, model_choice], train_outputs, api_visibility="undocumented",
                    concurrency_id="regression_train")
     # a model chosen: its figures, and both parts again (its fits are drawn beside uploaded data's)
