@@ -21,7 +21,7 @@ import timm
 import torch
 
 import dlhub
-from dlhub.metrics.intervals import proportion_fields
+from dlhub.metrics.intervals import estimate, proportion_fields
 from dlhub.signs import UNSURE
 from timing import Report, add_card_argument, latency_ms, throughput  # benchmarks/timing.py (run from its folder)
 from dlhub.sign_drawings import draw_sign
@@ -58,19 +58,16 @@ def accuracy_and_unsure_rule(model, data_dir: str, photos_dir: str, batch_size: 
         if split == "test":
             found.update(test_images=len(labels), test_accuracy=float((predicted == labels).float().mean()))
         sure = top >= UNSURE
-        found[f"{split}_signs_unsure"] = int((~sure).sum()) / len(labels)
-        found.update(proportion_fields(f"{split}_signs_unsure", int((~sure).sum()), len(labels)))
+        found.update(rate_fields(f"{split}_signs_unsure", int((~sure).sum()), len(labels)))
         if sure.any():
-            right = int((predicted == labels)[sure].sum())
-            found[f"{split}_accuracy_when_sure"] = right / int(sure.sum())
-            found.update(proportion_fields(f"{split}_accuracy_when_sure", right, int(sure.sum())))
+            found.update(rate_fields(f"{split}_accuracy_when_sure", int((predicted == labels)[sure].sum()),
+                                     int(sure.sum())))
     for split in ("trainset", "testset"):
         photos = sorted((Path(photos_dir) / split).glob("*.jpg"))
         if photos:
             top = tops[split] = torch.tensor([max(model.predict([open_image(str(path)).convert("RGB")])[0].values())
                                               for path in photos])
-            found[f"photos_{split}_unsure"] = int((top < UNSURE).sum()) / len(photos)
-            found.update(proportion_fields(f"photos_{split}_unsure", int((top < UNSURE).sum()), len(photos)))
+            found.update(rate_fields(f"photos_{split}_unsure", int((top < UNSURE).sum()), len(photos)))
     if "trainset" in tops:
         share = lambda top, t: int((top < t).sum()) / len(top)  # noqa: E731
         found["thresholds"] = {str(t): {"validation_signs_unsure": share(tops["validation"][0], t),
@@ -78,9 +75,15 @@ def accuracy_and_unsure_rule(model, data_dir: str, photos_dir: str, batch_size: 
     return found
 
 
+def rate_fields(name: str, k: int, n: int) -> dict:
+    """k of n as the JSON records it: the rate, its Wilson 95% interval and n (dlhub.metrics.intervals)."""
+    return {name: k / n, **proportion_fields(name, k, n)}
+
+
 def rate_with_interval(results: dict, key: str) -> str:
-    low, high = results[f"{key}_ci95"]
-    return f"{results[key]:.1%} (95% CI {low:.1%}–{high:.1%}, n = {results[f'{key}_n']:,})"
+    """The recorded rate in percent with its interval, read back as dlhub.metrics.intervals.estimate reads it."""
+    e = estimate(results, key)
+    return f"{e.value:.1%} (95% CI {e.low:.1%}–{e.high:.1%}, n = {e.n:,})"
 
 
 def main() -> dict:
